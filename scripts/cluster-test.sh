@@ -20,7 +20,8 @@
 # Environment:
 #   HEARTH_BIN           binary under test (default target/release/hearth, built if missing)
 #   CLUSTER_TEST_DIR     working directory, wiped first (default logs/cluster-test)
-#   CLUSTER_TEST_PORT    HAProxy port (default 18080); instances use PORT+1..PORT+3,
+#   CLUSTER_TEST_PORT    HAProxy port (default: 18080, or the next free one of
+#                        19080, 20080, ...); instances use PORT+1..PORT+3,
 #                        the stats page PORT+324
 #   CLUSTER_TEST_LOAD1   seconds of load around the SIGKILL (default 12)
 #   CLUSTER_TEST_LOAD2   seconds of load around the SIGTERM (default 8)
@@ -39,7 +40,25 @@ case "${1:-}" in
 esac
 
 DIR="${CLUSTER_TEST_DIR:-$REPO_ROOT/logs/cluster-test}"
-PORT="${CLUSTER_TEST_PORT:-18080}"
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+ports_free() {
+    local p
+    for p in "$1" $(($1 + 1)) $(($1 + 2)) $(($1 + 3)) $(($1 + 324)); do
+        port_busy "$p" && return 1
+    done
+    return 0
+}
+if [[ -n "${CLUSTER_TEST_PORT:-}" ]]; then
+    PORT="$CLUSTER_TEST_PORT"
+else
+    # Default 18080; on a shared machine move on to the first free block.
+    PORT=""
+    for candidate in 18080 19080 20080 21080 22080 23080 24080 25080; do
+        if ports_free "$candidate"; then PORT=$candidate; break; fi
+    done
+    [[ -n "$PORT" ]] || { echo "$PROG: no free port block found; set CLUSTER_TEST_PORT" >&2; exit 1; }
+fi
 BASE_PORT=$((PORT + 1))
 STATS_PORT=$((PORT + 324))
 LOAD1="${CLUSTER_TEST_LOAD1:-12}"
@@ -175,6 +194,10 @@ finish_load() {
 # ---------------------------------------------------------------- setup
 if [[ -f "$DIR/cluster.env" ]]; then
     "$CLUSTER" down --dir "$DIR" --timeout 5 >/dev/null 2>&1 || true
+fi
+# Only wipe a directory this script created (it holds www/ or cluster.env).
+if [[ -d "$DIR" && -n "$(ls -A "$DIR")" && ! -d "$DIR/www" && ! -f "$DIR/cluster.env" ]]; then
+    fatal "$DIR exists and was not made by $PROG; refusing to wipe it (set CLUSTER_TEST_DIR)"
 fi
 rm -rf "$DIR"
 mkdir -p "$DIR/www"

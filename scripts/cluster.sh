@@ -20,7 +20,8 @@ Usage: $PROG COMMAND [options] [-- extra hearth arguments]
 Commands:
   up                 start N hearth instances and HAProxy in front of them
   down               stop HAProxy and every instance (SIGTERM, bounded wait, SIGKILL)
-  status             show each instance (pid, /healthz) and HAProxy's view (show stat)
+  status             show each instance (pid, /healthz) and HAProxy's view (show stat);
+                     exits 1 if an instance or HAProxy is down
   start-instance K   (re)start instance K (1-based) with the settings used by "up"
   stop-instance K    stop instance K gracefully (SIGTERM, bounded wait, SIGKILL)
   stat-csv           print HAProxy's raw "show stat" CSV
@@ -456,9 +457,12 @@ cmd_up() {
         fi
     fi
     save_env
+    # If anything below fails, stop what was already started.
+    trap 'log "startup failed; stopping what was started"; cmd_down >/dev/null 2>&1 || true' EXIT
     local k
     for ((k = 1; k <= INSTANCES; k++)); do start_instance "$k"; done
     start_haproxy
+    trap - EXIT
     # Wait until HAProxy's health checks see every instance UP.
     local want=$INSTANCES
     all_up() {
