@@ -4,9 +4,12 @@
 #   1. starts HAProxy and 3 instances with scripts/cluster.sh (own directory and ports)
 #   2. runs ab through HAProxy; mid-load, SIGKILLs instance h2, waits until
 #      HAProxy marks it DOWN, restarts it and waits until it is UP again
-#   3. runs ab again; mid-load, stops instance h3 gracefully (SIGTERM),
-#      waits until it exits and HAProxy marks it DOWN, restarts it, waits for UP
+#   3. runs ab again; mid-load, and while a slow 8 MiB download from h3 is in
+#      flight, stops instance h3 gracefully (SIGTERM), checks the download
+#      completes intact, waits until h3 exits and HAProxy marks it DOWN,
+#      restarts it, waits for UP
 #   4. asserts: ab saw zero failed and zero non-2xx responses in both runs,
+#      the in-flight download survived SIGTERM,
 #      h2 and h3 each went DOWN and came back UP (HAProxy stats CSV),
 #      HAProxy answered no 5xx, every instance served traffic
 #
@@ -24,7 +27,7 @@
 #                        19080, 20080, ...); instances use PORT+1..PORT+3,
 #                        the stats page PORT+324
 #   CLUSTER_TEST_LOAD1   seconds of load around the SIGKILL (default 12)
-#   CLUSTER_TEST_LOAD2   seconds of load around the SIGTERM (default 8)
+#   CLUSTER_TEST_LOAD2   seconds of load around the SIGTERM (default 10)
 #   CLUSTER_TEST_CONC    ab concurrency (default 20)
 #   CLUSTER_TEST_LIMIT   overall deadline in seconds (default 115)
 set -euo pipefail
@@ -62,7 +65,7 @@ fi
 BASE_PORT=$((PORT + 1))
 STATS_PORT=$((PORT + 324))
 LOAD1="${CLUSTER_TEST_LOAD1:-12}"
-LOAD2="${CLUSTER_TEST_LOAD2:-8}"
+LOAD2="${CLUSTER_TEST_LOAD2:-10}"
 CONC="${CLUSTER_TEST_CONC:-20}"
 LIMIT="${CLUSTER_TEST_LIMIT:-115}"
 GRACE=5
@@ -205,6 +208,8 @@ mkdir -p "$DIR/www"
     echo '<!doctype html><title>hearth cluster test</title>'
     for i in $(seq 1 40); do echo "<p>line $i of the cluster-test page</p>"; done
 } >"$DIR/www/index.html"
+# For a download that is still in flight when SIGTERM arrives (phase 2).
+head -c $((8 * 1024 * 1024)) /dev/urandom >"$DIR/www/big.bin"
 
 say "starting HAProxy on :$PORT and $INSTANCES instances on :$BASE_PORT-$((BASE_PORT + INSTANCES - 1))"
 cluster up --instances "$INSTANCES" --port "$PORT" --base-port "$BASE_PORT" \
@@ -246,9 +251,16 @@ sleep 2
 load_running || fatal "ab finished or died within 2s (see $DIR/ab-term.txt)"
 pid3="$(inst_pid 3)"
 [[ -n "$pid3" ]] || fatal "no pid for h3"
+# A slow download straight from h3 (8 MiB at 4 MiB/s, about 2s) that must
+# complete although SIGTERM arrives in the middle of it.
+timeout 20 curl -s --max-time 15 --limit-rate 4M -o "$DIR/big.out" \
+    -w '%{http_code} %{size_download}\n' "http://127.0.0.1:$((BASE_PORT + 2))/big.bin" \
+    >"$DIR/big.txt" 2>&1 &
+dl_pid=$!
+sleep 0.7
 t0=$SECONDS
 kill -TERM "$pid3"
-say "sent SIGTERM to h3 (pid $pid3)"
+say "sent SIGTERM to h3 (pid $pid3) with a 2s download from it in flight"
 end=$((SECONDS + GRACE + 5))
 while kill -0 "$pid3" 2>/dev/null && ((SECONDS < end)); do sleep 0.1; done
 if kill -0 "$pid3" 2>/dev/null; then
@@ -258,6 +270,15 @@ else
     say "h3 exited $((SECONDS - t0))s after SIGTERM"
     [[ ! -e "$DIR/h3/hearth.pid" ]] || fail "h3 left its pid file behind after SIGTERM (not a clean exit?)"
 fi
+dl_rc=0
+wait "$dl_pid" || dl_rc=$?
+if ((dl_rc == 0)) && cmp -s "$DIR/big.out" "$DIR/www/big.bin"; then
+    say "in-flight download from h3 completed intact ($(cat "$DIR/big.txt"))"
+else
+    fail "in-flight download from h3 was cut short by SIGTERM (curl exit $dl_rc, got: $(cat "$DIR/big.txt" 2>/dev/null))"
+fi
+TOTAL_SENT=$((TOTAL_SENT + 1))
+((dl_rc == 0)) || TOTAL_FAILED=$((TOTAL_FAILED + 1))
 wait_status h3 '^DOWN' 10 || true
 say "restarting h3"
 cluster start-instance 3 >>"$DIR/cluster-up.txt" 2>&1 || fail "cluster.sh start-instance 3 failed"

@@ -146,7 +146,15 @@ parse_args() {
     done
     [[ -z "$STOP_TIMEOUT" ]] || is_uint "$STOP_TIMEOUT" || die "--timeout must be an integer"
     ((INSTANCES >= 1)) || die "--instances must be at least 1"
-    ((BASE_PORT + INSTANCES - 1 <= 65535)) || die "ports out of range"
+    ((BASE_PORT >= 1 && BASE_PORT + INSTANCES - 1 <= 65535)) || die "ports out of range"
+    if [[ "$CMD" == up ]]; then
+        ((PORT != STATS_PORT)) || die "--port and --stats-port must differ"
+        local p
+        for p in "$PORT" "$STATS_PORT"; do
+            ((p < BASE_PORT || p >= BASE_PORT + INSTANCES)) ||
+                die "port $p overlaps the instance ports $BASE_PORT-$((BASE_PORT + INSTANCES - 1))"
+        done
+    fi
 }
 
 save_env() {
@@ -456,6 +464,10 @@ cmd_up() {
             die "a cluster is already running in $CLUSTER_DIR (run: $PROG down --dir $CLUSTER_DIR)"
         fi
     fi
+    local p
+    for p in "$PORT" "$STATS_PORT" $(seq "$BASE_PORT" $((BASE_PORT + INSTANCES - 1))); do
+        port_in_use "$p" && die "port $p is already in use"
+    done
     save_env
     # If anything below fails, stop what was already started.
     trap 'log "startup failed; stopping what was started"; cmd_down >/dev/null 2>&1 || true' EXIT
