@@ -8,10 +8,13 @@
 #                scripts and to the server (html, logs, pid files) are
 #                relative to it.
 #   HEARTH_BIN   server binary to run; setting it also skips the automatic
-#                `cargo build --release`.
+#                `cargo build --release` (which otherwise runs in the source
+#                tree holding this scripts/ directory, HEARTH_SRC).
 
+# The source tree these scripts belong to (where cargo builds the binary).
+HEARTH_SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [[ -z "${HEARTH_HOME:-}" ]]; then
-    HEARTH_HOME="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    HEARTH_HOME="$HEARTH_SRC"
 fi
 HEARTH_DEFAULT_PID_FILE="logs/server.pid"
 HEARTH_DEFAULT_PORT=8888

@@ -10,8 +10,9 @@ usage() {
 Usage: $hearth_prog [OPTIONS] [--] [SERVER FLAGS...]
 
 Start the hearth server detached from the terminal, wait until it answers on
-its port, and print its URL.  Builds it first (cargo build --release) when the
-binary is missing or older than src/ or Cargo.toml.
+its port, and print its URL.  Builds it first (cargo build --release) when
+target/release/hearth is missing or older than src/ or Cargo.toml; a failed
+build leaves a running server alone.
 
 Options (before the server flags):
   --pid-file FILE   pid file (default: $HEARTH_DEFAULT_PID_FILE); also accepted among
@@ -84,11 +85,13 @@ if [[ -n "${HEARTH_BIN:-}" ]]; then
     bin="$HEARTH_BIN"
     [[ -x "$bin" ]] || die "HEARTH_BIN=$bin is not an executable file"
 else
-    bin="$HEARTH_HOME/target/release/hearth"
-    if [[ ! -x "$bin" || -n "$(find src Cargo.toml -newer "$bin" -print -quit 2>/dev/null)" ]]; then
+    target_dir="${CARGO_TARGET_DIR:-$HEARTH_SRC/target}"
+    [[ "$target_dir" == /* ]] || target_dir="$HEARTH_SRC/$target_dir"
+    bin="$target_dir/release/hearth"
+    if [[ ! -x "$bin" || -n "$(find "$HEARTH_SRC/src" "$HEARTH_SRC/Cargo.toml" -newer "$bin" -print -quit 2>/dev/null)" ]]; then
         command -v cargo >/dev/null 2>&1 || die "$bin is missing or out of date, and cargo is not installed"
-        info "building hearth (cargo build --release)..." >&2
-        cargo build --release >&2 || die "build failed; server not started"
+        info "building hearth (cargo build --release in $HEARTH_SRC)..." >&2
+        (cd "$HEARTH_SRC" && cargo build --release) >&2 || die "build failed; server not started"
         [[ -x "$bin" ]] || die "build produced no $bin"
     fi
 fi

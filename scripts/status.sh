@@ -70,6 +70,10 @@ report() {
     say "  listening:  $url (port $port)"
     say "  log dir:    $dir"
     host="$(connect_host "$SRV_BIND")"
+    if [[ $SRV_REUSEPORT -eq 1 ]]; then
+        say "  (--reuseport: the port is shared, so health and stats below come"
+        say "   from whichever instance accepts the connection)"
+    fi
     if [[ "$port" == 0 ]]; then
         say "  (port 0 and no 'listening on' line in $dir/stdout.log: cannot query it)"
         return 0
