@@ -277,6 +277,17 @@ fn file_contains(path: &Path, needle: &str) -> bool {
     fs::read_to_string(path).map(|s| s.contains(needle)).unwrap_or(false)
 }
 
+/// Request `path` every 100 ms until `file` mentions it (bounded).  Access
+/// log lines are batched per worker and written later, so one request may
+/// not show up by itself for a while; more traffic pushes it out.
+fn request_until_logged(addr: SocketAddr, path: &str, file: &Path) -> bool {
+    wait_until(Duration::from_secs(8), || {
+        let _ = http_get(addr, path);
+        thread::sleep(Duration::from_millis(50));
+        file_contains(file, path)
+    })
+}
+
 // ---------------------------------------------------------------- tests
 
 #[test]
@@ -475,10 +486,7 @@ fn sighup_reopens_moved_log_files() {
     let server = site.logs.join("server.log");
 
     assert_eq!(http_get(site.addr(), "/a.txt").0, 200);
-    assert!(
-        wait_until(Duration::from_secs(5), || file_contains(&access, "/a.txt")),
-        "request not in access.log"
-    );
+    assert!(request_until_logged(site.addr(), "/a.txt", &access), "request not in access.log");
     assert!(server.exists(), "no server.log");
 
     fs::rename(&access, site.logs.join("access.log.1")).unwrap();
@@ -486,10 +494,7 @@ fn sighup_reopens_moved_log_files() {
     signal(pid, "HUP");
 
     // New requests land in a new access.log once the server has reopened.
-    let reopened = wait_until(Duration::from_secs(5), || {
-        let _ = http_get(site.addr(), "/b.txt");
-        file_contains(&access, "/b.txt")
-    });
+    let reopened = request_until_logged(site.addr(), "/b.txt", &access);
     assert!(reopened, "no new access.log with the request after SIGHUP");
     assert!(wait_until(Duration::from_secs(2), || server.exists()), "no new server.log after SIGHUP");
     assert!(file_contains(&site.logs.join("access.log.1"), "/a.txt"));
@@ -640,7 +645,7 @@ fn logrotate_sample_rotates_and_reopens() {
     let pid = read_pid(&pid_file);
     let access = site.logs.join("access.log");
     assert_eq!(http_get(site.addr(), "/a.txt").0, 200);
-    assert!(wait_until(Duration::from_secs(5), || file_contains(&access, "/a.txt")));
+    assert!(request_until_logged(site.addr(), "/a.txt", &access), "request not in access.log");
 
     let conf = fs::read_to_string(script("logrotate.conf"))
         .unwrap()
@@ -654,10 +659,7 @@ fn logrotate_sample_rotates_and_reopens() {
     assert!(lr.status.success(), "logrotate failed:\n{lr}");
     assert!(file_contains(&site.logs.join("access.log.1"), "/a.txt"), "access.log not rotated:\n{lr}");
 
-    let reopened = wait_until(Duration::from_secs(5), || {
-        let _ = http_get(site.addr(), "/b.txt");
-        file_contains(&access, "/b.txt")
-    });
+    let reopened = request_until_logged(site.addr(), "/b.txt", &access);
     assert!(reopened, "server did not reopen access.log after logrotate's SIGHUP:\n{lr}");
     assert!(alive(pid));
     let stop = site.run("stop.sh", &["--pid-file".to_string(), pid_file.display().to_string()]);
