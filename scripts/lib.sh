@@ -164,11 +164,32 @@ remove_pid_file_if() {
     fi
 }
 
+# now_us: a clock in microseconds (bash 5's EPOCHREALTIME; whole seconds
+# before that), for deadlines finer than $SECONDS.
+now_us() {
+    if [[ -n "${EPOCHREALTIME:-}" ]]; then
+        printf '%s\n' "${EPOCHREALTIME//[!0-9]/}"
+    else
+        printf '%s\n' "$(($(date +%s) * 1000000))"
+    fi
+}
+
+# deadline_after SECONDS: the now_us value SECONDS from now.
+deadline_after() {
+    printf '%s\n' $(($(now_us) + $1 * 1000000))
+}
+
+# before DEADLINE: true while now_us is before DEADLINE.
+before() {
+    (($(now_us) < $1))
+}
+
 # wait_gone PID SECONDS: wait until PID is gone; fails on timeout.
 wait_gone() {
-    local pid="$1" deadline=$((SECONDS + $2))
+    local pid="$1" deadline
+    deadline="$(deadline_after "$2")"
     while proc_alive "$pid"; do
-        ((SECONDS < deadline)) || return 1
+        before "$deadline" || return 1
         sleep 0.1
     done
 }
@@ -311,10 +332,11 @@ port_open() {
 # wait_port HOST PORT SECONDS [PID]: wait until HOST:PORT accepts; gives up
 # at the deadline, or as soon as PID (when given) is gone.
 wait_port() {
-    local host="$1" port="$2" deadline=$((SECONDS + $3)) pid="${4:-}"
+    local host="$1" port="$2" pid="${4:-}" deadline
+    deadline="$(deadline_after "$3")"
     while ! port_open "$host" "$port"; do
         if [[ -n "$pid" ]] && ! proc_alive "$pid"; then return 1; fi
-        ((SECONDS < deadline)) || return 1
+        before "$deadline" || return 1
         sleep 0.1
     done
 }

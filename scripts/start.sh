@@ -194,7 +194,7 @@ launch() {
     ( exec setsid "$bin" "$@" </dev/null >>"$out" 2>&1 9>&- ) &
     pid=$!
 
-    deadline=$((SECONDS + wait_s))
+    deadline="$(deadline_after "$wait_s")"
     while :; do
         if ! proc_alive "$pid"; then
             echo "$hearth_prog: hearth exited during startup (pid $pid)" >&2
@@ -220,15 +220,15 @@ launch() {
             # server a moment, then write it here so stop.sh can find it.
             if [[ -n "$url" ]]; then
                 if [[ -z "$seen_at" ]]; then
-                    seen_at=$SECONDS
-                elif ((SECONDS - seen_at >= 2)); then
+                    seen_at="$(now_us)"
+                elif (($(now_us) - seen_at >= 2000000)); then
                     warn "the server wrote no pid file; writing $pf"
                     printf '%s\n' "$pid" >"$pf"
                     break
                 fi
             fi
         fi
-        if ((SECONDS >= deadline)); then
+        if ! before "$deadline"; then
             echo "$hearth_prog: hearth did not answer on port ${port:-?} within ${wait_s}s; stopping it" >&2
             kill -TERM "$pid" 2>/dev/null || true
             wait_gone "$pid" 3 || kill -KILL "$pid" 2>/dev/null || true

@@ -76,7 +76,7 @@ if [[ ${#pids[@]} -eq 0 ]]; then
 fi
 
 if [[ -n "$timeout_s" ]]; then wait_for="$timeout_s"; fi
-started=$SECONDS
+started="$(now_us)"
 
 for i in "${!pids[@]}"; do
     info "stopping hearth (pid ${pids[$i]}, pid file ${pid_of[$i]}); waiting up to ${wait_for}s"
@@ -84,13 +84,15 @@ for i in "${!pids[@]}"; do
 done
 
 rc=0
-deadline=$((SECONDS + wait_for))
+deadline="$(deadline_after "$wait_for")"
 for i in "${!pids[@]}"; do
     pid="${pids[$i]}"
-    left=$((deadline - SECONDS))
-    if ((left < 0)); then left=0; fi
-    if wait_gone "$pid" "$left"; then
-        info "hearth stopped (pid $pid, after $((SECONDS - started))s)"
+    # One deadline for all: the instances were signalled together.
+    while proc_alive "$pid" && before "$deadline"; do
+        sleep 0.1
+    done
+    if ! proc_alive "$pid"; then
+        info "hearth stopped (pid $pid, after $(( ($(now_us) - started) / 1000 )) ms)"
     else
         warn "pid $pid still running ${wait_for}s after SIGTERM; sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
