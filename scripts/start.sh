@@ -149,6 +149,10 @@ done < <(pid_files_for "$pid_file")
 
 log_dir="$(abs_path "$SRV_LOG_DIR")"
 
+# One descriptor per connection: raise the soft open-files limit to the hard
+# one (what systemd's LimitNOFILE= does for the unit).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 # ------------------------------------------------------------ foreground
 
 if [[ $foreground -eq 1 ]]; then
