@@ -21,7 +21,7 @@ Workloads (per round, per server):
   keep-alive   wrk -t1 -c100 -d5s --latency  /index.html (1 KiB)
                -> req/s, p99 latency, errors, server CPU time per request
   short conns  ab -r -c 500 -n 20000 (no -k)  /index.html
-               -> req/s, failed requests (incl. non-2xx)
+               -> successful req/s, failed requests (incl. non-2xx)
                plus `webbench -c 500 -t 5` when a webbench binary is on PATH
   big file     wrk -t1 -c4 -d5s  /10m.bin (10 MiB) -> MiB/s
   idle         10,000 keep-alive connections opened and held by
@@ -434,6 +434,18 @@ record() { # round server metric value
 
 settle() { sleep 1; }
 
+# Warn (once per server) when a server has exited or is a zombie.
+declare -A DEAD=()
+check_alive() {
+    local s=$1 line state=""
+    line=$(cat "/proc/${SRV_PID[$s]}/stat" 2>/dev/null) || true
+    [[ -z $line ]] || { state=${line##*) }; state=${state%% *}; }
+    if [[ -z $state || $state == Z || $state == X ]] && [[ -z ${DEAD[$s]:-} ]]; then
+        DEAD[$s]=1
+        warn "$s (pid ${SRV_PID[$s]}) is no longer running; last output: $(tail -n 5 "${SRV_DIR[$s]}/out.log" 2>/dev/null | tr '\n' ' ')"
+    fi
+}
+
 # ---------------------------------------------------------------- workloads
 wl_keepalive() { # round server  -> sets KA_RPS for the sweep
     local round=$1 s=$2 port=${SRV_PORT[$2]} log="$TMP/ka-$2-$1.log"
@@ -466,20 +478,24 @@ wl_keepalive() { # round server  -> sets KA_RPS for the sweep
 wl_ab() {
     local round=$1 s=$2 port=${SRV_PORT[$2]} log="$TMP/ab-$2-$1.log"
     run_load "$log" 300 "${AB_CMD[@]}" -r -q -c "$AB_CONC" -n "$AB_REQS" "http://127.0.0.1:$port/index.html"
-    local rps failed non2xx complete fails
+    local rps secs failed non2xx complete fails
     rps=$(awk '/^Requests per second:/ {print $4}' "$log")
+    secs=$(awk '/^Time taken for tests:/ {print $5}' "$log")
     failed=$(awk '/^Failed requests:/ {print $3}' "$log")
     non2xx=$(awk '/^Non-2xx responses:/ {print $3}' "$log")
     complete=$(awk '/^Complete requests:/ {print $3}' "$log")
-    if [[ -n $rps ]]; then
-        # Requests ab never completed (it gave up) count as failed too.
+    if [[ -n $rps && -n $secs ]]; then
+        # Requests ab never completed (it gave up) count as failed too, and
+        # throughput counts only the requests that did not fail, so a server
+        # that refuses connections quickly does not look fast.
         fails=$(( ${failed:-0} + ${non2xx:-0} + AB_REQS - ${complete:-0} ))
+        rps=$(awk -v n=$((AB_REQS - fails)) -v t="$secs" 'BEGIN {if (n < 0) n = 0; printf "%.2f", (t > 0 ? n / t : 0)}')
     else
-        fails=n/a
+        fails=n/a rps=n/a
     fi
-    record "$round" "$s" ab_rps "${rps:-n/a}"
+    record "$round" "$s" ab_rps "$rps"
     record "$round" "$s" ab_fail "$fails"
-    note "  ab          $s: ${rps:-n/a} req/s, failed $fails"
+    note "  ab          $s: $rps successful req/s, failed $fails"
 }
 
 wl_webbench() {
@@ -661,6 +677,8 @@ for r in $(seq "$ROUNDS"); do
     for w in "${WORKLOADS[@]}"; do
         for s in "${SERVERS[@]}"; do
             settle
+            check_alive "$s"
+            [[ -z ${DEAD[$s]:-} ]] || continue
             case $w in
                 keepalive) wl_keepalive "$r" "$s" ;;
                 ab) wl_ab "$r" "$s" ;;
@@ -673,6 +691,7 @@ for r in $(seq "$ROUNDS"); do
 done
 
 for s in "${SERVERS[@]}"; do
+    check_alive "$s"
     mapfile -t pids < <(srv_pids "$s")
     hwm=$(status_kb VmHWM "${pids[@]}")
     record end "$s" peak_rss "$([[ $hwm == n/a ]] && echo n/a || awk -v k="$hwm" 'BEGIN {printf "%.2f", k / 1024}')"
@@ -688,7 +707,7 @@ METRIC_DEFS=(
     "ka_p99|keep-alive 1KiB p99 latency|ms|lower|%.3f"
     "ka_err|keep-alive errors (socket+non-2xx)|count|lower|%.0f"
     "ka_cpu|server CPU per request (keep-alive)|us|lower|%.2f"
-    "ab_rps|short conns ab -c$AB_CONC throughput|req/s|higher|%.0f"
+    "ab_rps|short conns ab -c$AB_CONC successful|req/s|higher|%.0f"
     "ab_fail|short conns ab failed (incl. non-2xx)|count|lower|%.0f"
 )
 [[ ${#WEBBENCH_CMD[@]} -eq 0 ]] || METRIC_DEFS+=(
