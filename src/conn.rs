@@ -1,0 +1,262 @@
+//! One client connection: its buffers, where it is in the protocol, and the
+//! resumable write of a response.
+
+use std::fs::File;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+
+use crate::http::chunked::Decoder;
+use crate::stats::Gauge;
+use crate::sys;
+
+/// Identifies a connection in epoll events: slot index in the low 32 bits, the
+/// slot's generation in the high 32, so an event for a closed connection whose slot
+/// was reused is recognised as stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Token(pub u64);
+
+impl Token {
+    /// Builds a token.
+    pub fn new(index: u32, generation: u32) -> Token {
+        Token((u64::from(generation) << 32) | u64::from(index))
+    }
+
+    /// The slot index.
+    pub fn index(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// The slot generation.
+    pub fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+/// Where the connection is in the exchange.
+#[derive(Debug)]
+pub enum Phase {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// Discarding a `Content-Length` body; the response is in `out`.
+    Body {
+        /// Body bytes still to come.
+        remaining: u64,
+    },
+    /// Discarding a chunked body; the response is in `out`.
+    Chunked(Box<Decoder>),
+    /// Writing `out`.
+    Write,
+    /// Our side is shut down; discarding input until the peer closes, so the
+    /// response is not destroyed by a reset.
+    Linger,
+}
+
+/// Bytes held in memory.
+#[derive(Debug)]
+pub enum Bytes {
+    /// Compiled into the binary (error pages).
+    Static(&'static [u8]),
+    /// Shared with the file cache.
+    Shared(Arc<[u8]>),
+    /// Made for this response (listings, stats).
+    Owned(Vec<u8>),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Static(b) => b,
+            Bytes::Shared(b) => b,
+            Bytes::Owned(b) => b,
+        }
+    }
+}
+
+/// A response body and how much of it is left.
+#[derive(Debug)]
+pub enum Body {
+    /// No body (HEAD, 304, 204).
+    Empty,
+    /// In memory: bytes `pos..end`.
+    Memory {
+        /// The bytes.
+        bytes: Bytes,
+        /// Next byte to send.
+        pos: usize,
+        /// One past the last byte to send.
+        end: usize,
+    },
+    /// From a file with `sendfile`: bytes `offset..end`.
+    File {
+        /// The open file.
+        file: Arc<File>,
+        /// Next byte to send.
+        offset: u64,
+        /// One past the last byte to send.
+        end: u64,
+    },
+}
+
+/// The response being written.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// Encoded head (swapped in from a worker's buffer, so no copy is made).
+    pub head: Vec<u8>,
+    /// Bytes of `head` already sent.
+    pub pos: usize,
+    /// The body.
+    pub body: Body,
+}
+
+impl Default for Outgoing {
+    fn default() -> Self {
+        Outgoing {
+            head: Vec::new(),
+            pos: 0,
+            body: Body::Empty,
+        }
+    }
+}
+
+/// Result of a write attempt.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteStatus {
+    /// The whole response is out.
+    Done,
+    /// The socket is full: wait for `EPOLLOUT`.
+    Blocked,
+    /// Wrote the fairness quantum: let other connections have the worker.
+    Yield,
+}
+
+/// At most this many bytes go out in one turn before the connection yields.
+const WRITE_QUANTUM: u64 = 4 * 1024 * 1024;
+
+/// One client connection. Owned by exactly one thread at a time: the reactor (in its
+/// slot) or a worker (after the queue handed it over).
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Slot and generation.
+    pub token: Token,
+    /// Client address.
+    pub peer: SocketAddr,
+    /// Received bytes not yet consumed.
+    pub buf: Vec<u8>,
+    /// Protocol phase.
+    pub phase: Phase,
+    /// The response in progress.
+    pub out: Outgoing,
+    /// Close after the current response.
+    pub close_after: bool,
+    /// The peer has shut down its sending side (read returned 0).
+    pub eof: bool,
+    /// Registered with epoll yet (a connection served straight from accept is not).
+    pub registered: bool,
+    /// Millisecond deadline on the shared clock; past it the connection is closed.
+    pub deadline: u64,
+    /// The stats gauge the connection is counted in.
+    pub gauge: Gauge,
+}
+
+impl Conn {
+    /// A new connection, counted as reading.
+    pub fn new(stream: TcpStream, peer: SocketAddr, token: Token, deadline: u64) -> Conn {
+        Conn {
+            stream,
+            token,
+            peer,
+            buf: Vec::new(),
+            phase: Phase::Head,
+            out: Outgoing::default(),
+            close_after: false,
+            eof: false,
+            registered: false,
+            deadline,
+            gauge: Gauge::Reading,
+        }
+    }
+
+    /// The socket descriptor.
+    pub fn fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
+    }
+
+    /// True when idle between requests: nothing buffered, nothing to write.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Head) && self.buf.is_empty()
+    }
+
+    /// Writes as much of `out` as the socket takes; `sent` is increased by the bytes
+    /// written. Errors (reset, broken pipe, a file that shrank) end the connection.
+    pub fn write_out(&mut self, sent: &mut u64) -> io::Result<WriteStatus> {
+        let fd = self.stream.as_raw_fd();
+        let out = &mut self.out;
+        let mut turn = 0u64;
+        loop {
+            let head = &out.head[out.pos..];
+            let result = if !head.is_empty() {
+                match &out.body {
+                    Body::Memory { bytes, pos, end } => {
+                        sys::writev2(fd, head, &bytes.as_slice()[*pos..*end])
+                    }
+                    Body::File { .. } => sys::send(fd, head, true),
+                    Body::Empty => sys::send(fd, head, false),
+                }
+            } else {
+                match &mut out.body {
+                    Body::Empty => return Ok(WriteStatus::Done),
+                    Body::Memory { bytes, pos, end } => {
+                        if pos >= end {
+                            return Ok(WriteStatus::Done);
+                        }
+                        sys::send(fd, &bytes.as_slice()[*pos..*end], false)
+                    }
+                    Body::File { file, offset, end } => {
+                        if offset >= end {
+                            return Ok(WriteStatus::Done);
+                        }
+                        let count = (*end - *offset).min(1 << 30) as usize;
+                        match sys::sendfile(fd, file, offset, count) {
+                            Ok(0) => {
+                                return Err(io::Error::new(
+                                    io::ErrorKind::UnexpectedEof,
+                                    "file shrank",
+                                ))
+                            }
+                            Ok(n) => {
+                                *sent += n as u64;
+                                turn += n as u64;
+                                if turn >= WRITE_QUANTUM && *offset < *end {
+                                    return Ok(WriteStatus::Yield);
+                                }
+                                continue;
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok(n) => {
+                    *sent += n as u64;
+                    turn += n as u64;
+                    let from_head = n.min(out.head.len() - out.pos);
+                    out.pos += from_head;
+                    if let Body::Memory { pos, .. } = &mut out.body {
+                        *pos += n - from_head;
+                    }
+                    if turn >= WRITE_QUANTUM {
+                        return Ok(WriteStatus::Yield);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(WriteStatus::Blocked),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! hearth: a static-file HTTP/1.1 server built as one epoll reactor thread feeding a
+//! pool of worker threads.
+//!
+//! ```text
+//!            accept, read                 process(): parse, resolve, write
+//! clients -> [reactor: epoll_wait] --queue--> [worker 1..N] --re-arm (EPOLLONESHOT)--+
+//!               ^                                                                   |
+//!               +------------------------- slot table <------------------------------+
+//! ```
+
+pub mod clock;
+pub mod config;
+pub mod conn;
+pub mod files;
+pub mod http;
+pub mod logging;
+pub mod reactor;
+pub mod server;
+pub mod slots;
+pub mod stats;
+pub mod sys;
+pub mod worker;
+
+pub use config::Config;
+pub use server::{Server, StartError, Stopper};
