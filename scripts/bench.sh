@@ -26,6 +26,7 @@ Workloads (per round, per server):
   big file     wrk -t1 -c4 -d5s  /10m.bin (10 MiB) -> MiB/s
   idle         10,000 keep-alive connections opened and held by
                scripts/bench-idle.py -> server RSS delta per connection
+               (RSS while held minus RSS before the server's first idle run)
   peak RSS     VmHWM of the server processes at the end of the run
 
 Options:
@@ -185,7 +186,11 @@ cleanup() {
     if [[ -n $IDLE_PID ]]; then kill -KILL "$IDLE_PID" 2>/dev/null || true; fi
     for p in "${STARTED_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${STARTED_PIDS[@]}"; do
-        for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        for i in $(seq 50); do
+            kill -0 "$p" 2>/dev/null || break
+            [[ $(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) != Z ]] || break
+            sleep 0.1
+        done
         kill -KILL "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
@@ -295,6 +300,10 @@ start_hearth() { # name port threads
         sleep 0.1
     done
     grep -q 'hearth listening on' "$dir/out.log" || { cat "$dir/out.log" >&2; die "$name did not print its listening line in 30s"; }
+    # Use the address hearth reports (same as asked, unless it chose another).
+    local said
+    said=$(sed -n 's|.*hearth listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$dir/out.log" | head -n 1)
+    [[ -z $said ]] || port=$said
     SRV_PORT[$name]=$port SRV_PID[$name]=$pid SRV_KIND[$name]=hearth SRV_DIR[$name]=$dir
 }
 
@@ -332,7 +341,7 @@ http {
     uwsgi_temp_path $dir/uwsgi;
     scgi_temp_path $dir/scgi;
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port backlog=4096;  # same listen(2) backlog as hearth's default
         root $CORPUS;
         location / { }
     }
@@ -528,6 +537,7 @@ wl_big() {
     note "  big file    $s: $mib MiB/s, errors ${errs:-0}+${non2xx:-0}"
 }
 
+declare -A IDLE_BASE=()
 wl_idle() {
     local round=$1 s=$2 port=${SRV_PORT[$2]} log="$TMP/idle-$2-$1.log"
     local pids before after line open failed alive bpc
@@ -535,6 +545,12 @@ wl_idle() {
     mkfifo "$TMP/idle.in" "$TMP/idle.out"
     mapfile -t pids < <(srv_pids "$s")
     before=$(status_kb VmRSS "${pids[@]}")
+    # Allocators keep freed memory, so after one idle run the next run's own
+    # "before" already includes the connection memory and its delta reads ~0.
+    # Every round is therefore measured against the RSS taken just before
+    # this server's first idle run.
+    [[ -n ${IDLE_BASE[$s]:-} ]] || IDLE_BASE[$s]=$before
+    before=${IDLE_BASE[$s]}
     timeout -k 5 300 "${CLIENT_PIN[@]}" "${PY_CMD[@]}" "$SCRIPT_DIR/bench-idle.py" \
         --port "$port" -n "$IDLE_CONNS" --hold 240 <"$TMP/idle.in" >"$TMP/idle.out" 2>"$log" &
     IDLE_PID=$!

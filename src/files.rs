@@ -287,11 +287,7 @@ impl Files {
         let cached = self.shards[shard].lock().get(rel).cloned();
         if let Some(entry) = &cached {
             if now.saturating_sub(entry.checked_ms.load(Ordering::Relaxed)) < FRESH_MS {
-                return if dir {
-                    Lookup::Error(Status::NotFound)
-                } else {
-                    Lookup::File(entry.clone())
-                };
+                return Lookup::File(entry.clone());
             }
         }
         let result = self.resolve(rel, dir, cached.as_ref());

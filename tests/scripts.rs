@@ -21,7 +21,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_hearth");
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(40);
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name)
 }
 
 /// A port that was free a moment ago.
@@ -49,7 +51,13 @@ impl Site {
         fs::write(root.join("a.txt"), "a\n").unwrap();
         fs::write(root.join("b.txt"), "b\n").unwrap();
         let pid_file = dir.path().join("run").join("hearth.pid");
-        Site { root, logs, pid_file, port: free_port(), dir }
+        Site {
+            root,
+            logs,
+            pid_file,
+            port: free_port(),
+            dir,
+        }
     }
 
     fn addr(&self) -> SocketAddr {
@@ -110,7 +118,10 @@ impl Drop for Site {
     /// Never leave a daemon behind, whatever the test did.
     fn drop(&mut self) {
         for f in pid_files_under(self.dir.path()) {
-            if let Some(pid) = fs::read_to_string(&f).ok().and_then(|s| s.trim().parse::<u32>().ok()) {
+            if let Some(pid) = fs::read_to_string(&f)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+            {
                 if alive(pid) {
                     signal(pid, "KILL");
                 }
@@ -167,8 +178,14 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
     let mut child = cmd.spawn().expect("spawn script");
     let (tx, rx) = mpsc::channel::<(u8, String)>();
     for (tag, pipe) in [
-        (1u8, Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>),
-        (2u8, Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>),
+        (
+            1u8,
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        ),
+        (
+            2u8,
+            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+        ),
     ] {
         let tx = tx.clone();
         thread::spawn(move || {
@@ -183,7 +200,9 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
         .unwrap_or_else(|| panic!("{:?} did not finish within {limit:?}", cmd.get_program()));
     let (mut stdout, mut stderr) = (None, None);
     while stdout.is_none() || stderr.is_none() {
-        let left = limit.saturating_sub(t0.elapsed()).max(Duration::from_secs(2));
+        let left = limit
+            .saturating_sub(t0.elapsed())
+            .max(Duration::from_secs(2));
         match rx.recv_timeout(left) {
             Ok((1, s)) => stdout = Some(s),
             Ok((_, s)) => stderr = Some(s),
@@ -193,7 +212,12 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
             ),
         }
     }
-    Run { status, stdout: stdout.unwrap(), stderr: stderr.unwrap(), took: t0.elapsed() }
+    Run {
+        status,
+        stdout: stdout.unwrap(),
+        stderr: stderr.unwrap(),
+        took: t0.elapsed(),
+    }
 }
 
 /// Wait for a child with a deadline; kills it and returns None on timeout.
@@ -214,7 +238,9 @@ fn wait_child(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
 
 fn read_pid(path: &Path) -> u32 {
     let s = fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    s.trim().parse().unwrap_or_else(|_| panic!("no pid in {}: {s:?}", path.display()))
+    s.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no pid in {}: {s:?}", path.display()))
 }
 
 /// The process exists and is not a zombie (an exited daemon whose parent has
@@ -222,7 +248,9 @@ fn read_pid(path: &Path) -> u32 {
 fn alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next().unwrap_or('?'));
+            let state = stat
+                .rsplit_once(") ")
+                .map(|(_, r)| r.chars().next().unwrap_or('?'));
             !matches!(state, Some('Z') | Some('X'))
         }
         Err(_) => false,
@@ -260,12 +288,20 @@ fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).expect("read response");
     let end = find(&buf, b"\r\n\r\n").expect("response head");
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-    let code = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status code");
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("status code");
     (code, buf[end + 4..].to_vec())
 }
 
@@ -274,7 +310,9 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn file_contains(path: &Path, needle: &str) -> bool {
-    fs::read_to_string(path).map(|s| s.contains(needle)).unwrap_or(false)
+    fs::read_to_string(path)
+        .map(|s| s.contains(needle))
+        .unwrap_or(false)
 }
 
 /// Request `path` every 100 ms until `file` mentions it (bounded).  Access
@@ -295,16 +333,33 @@ fn start_daemonizes_refuses_a_second_copy_and_stop_is_idempotent() {
     let site = Site::new();
     let r = site.start(5);
     // start.sh returns only once the port answers.
-    assert!(connects(site.addr()), "port {} not answering right after start.sh:\n{r}", site.port);
-    assert!(r.stdout.contains(&format!(":{}", site.port)), "start.sh did not print the URL:\n{r}");
+    assert!(
+        connects(site.addr()),
+        "port {} not answering right after start.sh:\n{r}",
+        site.port
+    );
+    assert!(
+        r.stdout.contains(&format!(":{}", site.port)),
+        "start.sh did not print the URL:\n{r}"
+    );
     let pid = site.pid();
     assert!(alive(pid));
     // Detached: its own session, stdin from /dev/null, output in stdout.log.
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-    assert_eq!(fields[3], pid.to_string(), "server is not a session leader (setsid): {stat}");
-    assert_eq!(fs::read_link(format!("/proc/{pid}/fd/0")).unwrap(), Path::new("/dev/null"));
-    assert!(file_contains(&site.logs.join("stdout.log"), "hearth listening on"));
+    assert_eq!(
+        fields[3],
+        pid.to_string(),
+        "server is not a session leader (setsid): {stat}"
+    );
+    assert_eq!(
+        fs::read_link(format!("/proc/{pid}/fd/0")).unwrap(),
+        Path::new("/dev/null")
+    );
+    assert!(file_contains(
+        &site.logs.join("stdout.log"),
+        "hearth listening on"
+    ));
     let (code, body) = http_get(site.addr(), "/index.html");
     assert_eq!((code, body.as_slice()), (200, &b"<h1>hearth</h1>\n"[..]));
 
@@ -322,7 +377,10 @@ fn start_daemonizes_refuses_a_second_copy_and_stop_is_idempotent() {
     assert!(!alive(pid), "pid {pid} alive after stop.sh:\n{r3}");
     assert!(!site.pid_file.exists(), "pid file left behind");
     assert!(!connects(site.addr()), "port still answers after stop.sh");
-    assert!(!r3.stderr.contains("SIGKILL"), "had to SIGKILL an idle server:\n{r3}");
+    assert!(
+        !r3.stderr.contains("SIGKILL"),
+        "had to SIGKILL an idle server:\n{r3}"
+    );
 
     // Stopping again: nothing to do, success, a clear message.
     let r4 = site.stop();
@@ -370,10 +428,17 @@ fn status_reports_running_and_stopped_with_default_paths() {
         "health:".to_string(),
         "Active connections:".to_string(),
     ] {
-        assert!(st.stdout.contains(&want), "status.sh output lacks {want:?}:\n{st}");
+        assert!(
+            st.stdout.contains(&want),
+            "status.sh output lacks {want:?}:\n{st}"
+        );
     }
     let quiet = site.run("status.sh", &["-q".to_string()]);
-    assert_eq!((quiet.status.code(), quiet.stdout.as_str()), (Some(0), ""), "{quiet}");
+    assert_eq!(
+        (quiet.status.code(), quiet.stdout.as_str()),
+        (Some(0), ""),
+        "{quiet}"
+    );
 
     let stop = site.run("stop.sh", &[]);
     assert!(stop.status.success(), "{stop}");
@@ -401,7 +466,8 @@ fn stop_lets_a_slow_download_finish_then_refuses_connections() {
 
     let mut s = TcpStream::connect_timeout(&site.addr(), Duration::from_secs(2)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut r = BufReader::with_capacity(CHUNK, s);
     let mut head = String::new();
     loop {
@@ -413,9 +479,13 @@ fn stop_lets_a_slow_download_finish_then_refuses_connections() {
         }
         head.push_str(&line);
     }
-    assert!(head.starts_with("HTTP/1.") && head[8..].starts_with(" 200"), "{head}");
     assert!(
-        head.to_ascii_lowercase().contains(&format!("content-length: {SIZE}")),
+        head.starts_with("HTTP/1.") && head[8..].starts_with(" 200"),
+        "{head}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("content-length: {SIZE}")),
         "{head}"
     );
 
@@ -445,7 +515,10 @@ fn stop_lets_a_slow_download_finish_then_refuses_connections() {
     let home = site.dir.path().to_path_buf();
     let stopper = thread::spawn(move || {
         let mut cmd = Command::new(script("stop.sh"));
-        cmd.args(&stop_args).env("HEARTH_BIN", BIN).env("HEARTH_HOME", home).stdin(Stdio::null());
+        cmd.args(&stop_args)
+            .env("HEARTH_BIN", BIN)
+            .env("HEARTH_HOME", home)
+            .stdin(Stdio::null());
         run_bounded(cmd, SCRIPT_TIMEOUT)
     });
     // Give the SIGTERM time to land before reading on.
@@ -460,19 +533,32 @@ fn stop_lets_a_slow_download_finish_then_refuses_connections() {
             // Half the body is still unsent: the server must be alive and
             // stop.sh still waiting for it.
             assert!(alive(pid), "server exited with the download half done");
-            assert!(!stopper.is_finished(), "stop.sh returned while a response was in flight");
+            assert!(
+                !stopper.is_finished(),
+                "stop.sh returned while a response was in flight"
+            );
             checked_midway = true;
         }
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(got, SIZE, "download cut short after SIGTERM");
     let mut rest = [0u8; 16];
-    assert_eq!(r.read(&mut rest).unwrap_or(0), 0, "bytes past Content-Length");
+    assert_eq!(
+        r.read(&mut rest).unwrap_or(0),
+        0,
+        "bytes past Content-Length"
+    );
 
     let stop = stopper.join().unwrap();
     assert!(stop.status.success(), "{stop}");
-    assert!(!stop.stderr.contains("SIGKILL"), "stop.sh had to SIGKILL:\n{stop}");
-    assert!(wait_until(Duration::from_secs(5), || !alive(pid)), "server still alive");
+    assert!(
+        !stop.stderr.contains("SIGKILL"),
+        "stop.sh had to SIGKILL:\n{stop}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(pid)),
+        "server still alive"
+    );
     assert!(!connects(site.addr()), "new connection accepted after stop");
     assert!(!site.pid_file.exists());
 }
@@ -486,7 +572,10 @@ fn sighup_reopens_moved_log_files() {
     let server = site.logs.join("server.log");
 
     assert_eq!(http_get(site.addr(), "/a.txt").0, 200);
-    assert!(request_until_logged(site.addr(), "/a.txt", &access), "request not in access.log");
+    assert!(
+        request_until_logged(site.addr(), "/a.txt", &access),
+        "request not in access.log"
+    );
     assert!(server.exists(), "no server.log");
 
     fs::rename(&access, site.logs.join("access.log.1")).unwrap();
@@ -496,7 +585,10 @@ fn sighup_reopens_moved_log_files() {
     // New requests land in a new access.log once the server has reopened.
     let reopened = request_until_logged(site.addr(), "/b.txt", &access);
     assert!(reopened, "no new access.log with the request after SIGHUP");
-    assert!(wait_until(Duration::from_secs(2), || server.exists()), "no new server.log after SIGHUP");
+    assert!(
+        wait_until(Duration::from_secs(2), || server.exists()),
+        "no new server.log after SIGHUP"
+    );
     assert!(file_contains(&site.logs.join("access.log.1"), "/a.txt"));
     assert!(alive(pid), "SIGHUP killed the server");
     assert_eq!(site.pid(), pid);
@@ -528,7 +620,10 @@ fn stale_pid_file_is_replaced_and_failed_starts_are_reported() {
     args.extend(site.server_flags(5));
     args.extend(["--bind".to_string(), "127.0.0.1".to_string()]);
     let r = site.run("start.sh", &args);
-    assert!(!r.status.success(), "start.sh succeeded on a taken port:\n{r}");
+    assert!(
+        !r.status.success(),
+        "start.sh succeeded on a taken port:\n{r}"
+    );
     assert!(r.stderr.contains("last lines"), "no log excerpt:\n{r}");
     assert!(r.took < Duration::from_secs(15), "{r}");
     assert!(!site.pid_file.exists());
@@ -540,7 +635,10 @@ fn stale_pid_file_is_replaced_and_failed_starts_are_reported() {
     args.push("--no-such-flag".into());
     let r = site.run("start.sh", &args);
     assert!(!r.status.success(), "{r}");
-    assert!(r.stderr.contains("no-such-flag"), "server's error not shown:\n{r}");
+    assert!(
+        r.stderr.contains("no-such-flag"),
+        "server's error not shown:\n{r}"
+    );
     assert!(r.took < Duration::from_secs(8), "{r}");
 }
 
@@ -588,14 +686,20 @@ fn foreground_runs_attached_and_exits_cleanly_on_sigterm() {
     }
     let line = line.expect("no 'listening' line from --foreground");
     assert!(line.contains("hearth listening on http://"), "{line:?}");
-    assert!(wait_until(Duration::from_secs(5), || site.pid_file.exists()));
+    assert!(wait_until(Duration::from_secs(5), || site
+        .pid_file
+        .exists()));
     // exec: the script's process is the server.
     assert_eq!(site.pid(), child.id());
     assert!(connects(site.addr()));
     signal(child.id(), "TERM");
-    let st = wait_child(&mut child, Duration::from_secs(15)).expect("server did not exit on SIGTERM");
+    let st =
+        wait_child(&mut child, Duration::from_secs(15)).expect("server did not exit on SIGTERM");
     assert!(st.success(), "exit status {st:?}");
-    assert!(!site.pid_file.exists(), "server left its pid file after a clean exit");
+    assert!(
+        !site.pid_file.exists(),
+        "server left its pid file after a clean exit"
+    );
 }
 
 #[test]
@@ -607,7 +711,9 @@ fn instances_share_one_port() {
     let r = site.run("start.sh", &args);
     assert!(r.status.success(), "{r}");
     let dir = site.pid_file.parent().unwrap();
-    let pids: Vec<u32> = (1..=2).map(|i| read_pid(&dir.join(format!("hearth-{i}.pid")))).collect();
+    let pids: Vec<u32> = (1..=2)
+        .map(|i| read_pid(&dir.join(format!("hearth-{i}.pid"))))
+        .collect();
     assert_ne!(pids[0], pids[1]);
     assert!(pids.iter().all(|&p| alive(p)));
     assert!(site.logs.join("instance-1/stdout.log").exists());
@@ -645,7 +751,10 @@ fn logrotate_sample_rotates_and_reopens() {
     let pid = read_pid(&pid_file);
     let access = site.logs.join("access.log");
     assert_eq!(http_get(site.addr(), "/a.txt").0, 200);
-    assert!(request_until_logged(site.addr(), "/a.txt", &access), "request not in access.log");
+    assert!(
+        request_until_logged(site.addr(), "/a.txt", &access),
+        "request not in access.log"
+    );
 
     let conf = fs::read_to_string(script("logrotate.conf"))
         .unwrap()
@@ -657,11 +766,20 @@ fn logrotate_sample_rotates_and_reopens() {
     cmd.arg("-f").arg("-s").arg(&state).arg(&conf_path);
     let lr = run_bounded(cmd, Duration::from_secs(20));
     assert!(lr.status.success(), "logrotate failed:\n{lr}");
-    assert!(file_contains(&site.logs.join("access.log.1"), "/a.txt"), "access.log not rotated:\n{lr}");
+    assert!(
+        file_contains(&site.logs.join("access.log.1"), "/a.txt"),
+        "access.log not rotated:\n{lr}"
+    );
 
     let reopened = request_until_logged(site.addr(), "/b.txt", &access);
-    assert!(reopened, "server did not reopen access.log after logrotate's SIGHUP:\n{lr}");
+    assert!(
+        reopened,
+        "server did not reopen access.log after logrotate's SIGHUP:\n{lr}"
+    );
     assert!(alive(pid));
-    let stop = site.run("stop.sh", &["--pid-file".to_string(), pid_file.display().to_string()]);
+    let stop = site.run(
+        "stop.sh",
+        &["--pid-file".to_string(), pid_file.display().to_string()],
+    );
     assert!(stop.status.success(), "{stop}");
 }

@@ -226,7 +226,7 @@ mod tests {
             decode(b"5 ;ext\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"),
             Ok((28, 5, true))
         );
-        assert_eq!(decode(b"A\r\n0123456789\r\n0\r\n\r\n"), Ok((22, 10, true)));
+        assert_eq!(decode(b"A\r\n0123456789\r\n0\r\n\r\n"), Ok((20, 10, true)));
     }
 
     #[test]
