@@ -1,0 +1,223 @@
+//! Test harness: starts the real `hearth` binary on an ephemeral loopback port with a
+//! temporary document root, and speaks raw HTTP to it with socket timeouts.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Socket read/write timeout for every test connection.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running server with its own root and log directory; killed on drop.
+pub struct TestServer {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub root: tempfile::TempDir,
+    pub logs: tempfile::TempDir,
+}
+
+/// Writes the small default test site into `root`.
+pub fn populate(root: &Path) {
+    std::fs::write(root.join("index.html"), b"<h1>index</h1>\n").unwrap();
+    std::fs::write(root.join("hello.txt"), b"hello world\n").unwrap();
+    std::fs::write(root.join("style.css"), b"body{}\n").unwrap();
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("sub/index.html"), b"<p>sub</p>\n").unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+}
+
+impl TestServer {
+    /// Starts a server on the default test site with extra flags.
+    pub fn start(args: &[&str]) -> TestServer {
+        Self::start_with(args, populate)
+    }
+
+    /// Starts a server after `setup` has filled the root.
+    pub fn start_with(args: &[&str], setup: impl FnOnce(&Path)) -> TestServer {
+        let root = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
+        setup(root.path());
+        let threads: &[&str] = if args.iter().any(|a| *a == "--threads" || *a == "-t") { &[] } else { &["--threads", "2"] };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["--bind", "127.0.0.1", "--port", "0"])
+            .args(threads)
+            .arg("--root")
+            .arg(root.path())
+            .arg("--log-dir")
+            .arg(logs.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hearth");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read startup line");
+        let addr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                let mut err = String::new();
+                let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("no address in startup line {line:?}; stderr: {err}")
+            });
+        TestServer { child, addr, root, logs }
+    }
+
+    /// Path of a file in the root.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.path().join(rel)
+    }
+
+    /// A new connection with timeouts set.
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        s
+    }
+
+    /// Sends raw bytes on a new connection and reads one response.
+    pub fn request(&self, raw: &[u8]) -> Response {
+        let mut s = self.connect();
+        s.write_all(raw).unwrap();
+        read_response(&mut s, !raw.starts_with(b"HEAD")).expect("response")
+    }
+
+    /// GET `path` with HTTP/1.1 and Connection: close.
+    pub fn get(&self, path: &str) -> Response {
+        self.request(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+    }
+
+    /// Asserts the server still serves a normal request (after a hostile one).
+    pub fn assert_alive(&self) {
+        let r = self.get("/hello.txt");
+        assert_eq!(r.status, 200, "liveness probe failed");
+        assert_eq!(r.body, b"hello world\n");
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        unsafe_free_kill(self.child.id(), "TERM");
+        wait_exit(&mut self.child, Duration::from_secs(15))
+    }
+
+    /// The server's log directory contents of `name`.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.logs.path().join(name)).unwrap_or_default()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends a signal with the `kill` command (keeps tests free of unsafe code).
+pub fn unsafe_free_kill(pid: u32, sig: &str) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+/// Waits up to `limit` for a child to exit.
+pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A header value by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// True if the response says the connection closes.
+    pub fn closes(&self) -> bool {
+        self.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    }
+}
+
+/// Reads one response from `s`. `body` is false for HEAD (no body follows).
+/// Interim 1xx responses are skipped.
+pub fn read_response(s: &mut impl Read, body: bool) -> std::io::Result<Response> {
+    loop {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut byte)? == 0 {
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("eof in head after {head:?}")));
+            }
+            head.push(byte[0]);
+            if head.len() > 64 * 1024 {
+                panic!("response head too large");
+            }
+        }
+        let text = String::from_utf8_lossy(&head).to_string();
+        let mut lines = text.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let status: u16 = status_line.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status code");
+        let mut headers = HashMap::new();
+        for l in lines.filter(|l| !l.is_empty()) {
+            let (n, v) = l.split_once(':').expect("header colon");
+            let prev = headers.insert(n.trim().to_ascii_lowercase(), v.trim().to_string());
+            assert!(prev.is_none() || n.eq_ignore_ascii_case("vary"), "duplicate header {n}");
+        }
+        if (100..200).contains(&status) {
+            continue;
+        }
+        let mut resp = Response { status, headers, body: Vec::new() };
+        let no_body = !body || status == 204 || status == 304;
+        if !no_body {
+            if let Some(len) = resp.header("content-length") {
+                let len: usize = len.parse().unwrap();
+                resp.body = vec![0; len];
+                s.read_exact(&mut resp.body)?;
+            } else {
+                s.read_to_end(&mut resp.body)?;
+            }
+        }
+        return Ok(resp);
+    }
+}
+
+/// True if the peer closed the connection (EOF or reset) within the timeout.
+pub fn is_closed(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Half-closes the writing side.
+pub fn half_close(s: &TcpStream) {
+    s.shutdown(Shutdown::Write).unwrap();
+}
