@@ -163,15 +163,16 @@ fi
 
 # ------------------------------------------------------------ daemon
 
-# print_failure OUT OFFSET LOGDIR: show why a start failed.
+# print_failure OUT OFFSET LOGDIR LOG_OFFSET: show why a start failed: what
+# this start added to stdout.log and server.log.
 print_failure() {
-    local out="$1" offset="$2" dir="$3"
+    local out="$1" offset="$2" dir="$3" log_offset="$4"
     {
         echo "---- last lines of $out:"
         tail -c "+$((offset + 1))" "$out" 2>/dev/null | tail -n 20 || true
-        if [[ -s "$dir/server.log" ]]; then
+        if [[ "$(file_size "$dir/server.log")" -gt "$log_offset" ]]; then
             echo "---- last lines of $dir/server.log:"
-            tail -n 20 "$dir/server.log" || true
+            tail -c "+$((log_offset + 1))" "$dir/server.log" 2>/dev/null | tail -n 20 || true
         fi
     } >&2
 }
@@ -187,11 +188,12 @@ file_size() {
 launch() {
     local pf="$1" dir="$2"
     shift 2
-    local out="$dir/stdout.log" offset pid url="" host port deadline seen_at=""
+    local out="$dir/stdout.log" offset log_offset pid url="" host port deadline seen_at=""
     mkdir -p "$dir"
     if [[ -s "$out" && -n "$(tail -c 1 "$out")" ]]; then echo >>"$out"; fi
     printf '==== %s start.sh: %s %s\n' "$(date '+%Y-%m-%dT%H:%M:%S%z')" "$bin" "$*" >>"$out"
     offset="$(file_size "$out")"
+    log_offset="$(file_size "$dir/server.log")"
 
     # setsid: own session, no controlling terminal; the server is the child's
     # pid because a background child of a script is no process-group leader.
@@ -202,7 +204,7 @@ launch() {
     while :; do
         if ! proc_alive "$pid"; then
             echo "$hearth_prog: hearth exited during startup (pid $pid)" >&2
-            print_failure "$out" "$offset" "$dir"
+            print_failure "$out" "$offset" "$dir" "$log_offset"
             remove_pid_file_if "$pf" "$pid"
             return 1
         fi
@@ -237,7 +239,7 @@ launch() {
             kill -TERM "$pid" 2>/dev/null || true
             wait_gone "$pid" 3 || kill -KILL "$pid" 2>/dev/null || true
             remove_pid_file_if "$pf" "$pid"
-            print_failure "$out" "$offset" "$dir"
+            print_failure "$out" "$offset" "$dir" "$log_offset"
             return 1
         fi
         sleep 0.1
