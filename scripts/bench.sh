@@ -174,6 +174,10 @@ CLIENT_PIN=()
 [[ -z $CPUS_CLIENT ]] || CLIENT_PIN=(taskset -c "$CPUS_CLIENT")
 NPROC=$(nproc)
 CLK_TCK=$(getconf CLK_TCK)
+LOAD1=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
+if awk -v l="$LOAD1" -v n="$NPROC" 'BEGIN {exit !(l > n / 2)}'; then
+    warn "1-minute load average is $LOAD1 on $NPROC CPUs before starting; results will be noisy (consider more --rounds)"
+fi
 
 # ---------------------------------------------------------------- cleanup
 TMP=""
