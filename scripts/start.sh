@@ -91,7 +91,7 @@ else
     if [[ ! -x "$bin" || -n "$(find "$HEARTH_SRC/src" "$HEARTH_SRC/Cargo.toml" -newer "$bin" -print -quit 2>/dev/null)" ]]; then
         command -v cargo >/dev/null 2>&1 || die "$bin is missing or out of date, and cargo is not installed"
         info "building hearth (cargo build --release in $HEARTH_SRC)..." >&2
-        (cd "$HEARTH_SRC" && cargo build --release) >&2 || die "build failed; server not started"
+        (cd "$HEARTH_SRC" && cargo build --release) >&2 || die "build failed; nothing was started or stopped"
         [[ -x "$bin" ]] || die "build produced no $bin"
     fi
 fi
