@@ -47,6 +47,7 @@ Options:
   --idle-conns N        connections held by the idle workload (default 10000)
   --no-idle             skip the idle workload
   --hearth-threads N    pass --threads N to hearth (default: hearth's own)
+  --hearth-args "ARGS"  extra hearth arguments, word-split (e.g. "--max-conns 5000")
   --cpus-server LIST    pin servers with `taskset -c LIST`
   --cpus-client LIST    pin load generators with `taskset -c LIST`
   --no-build            do not run `cargo build --release`
@@ -82,6 +83,7 @@ AB_REQS=20000
 IDLE_CONNS=10000
 DO_IDLE=1
 HEARTH_THREADS=""
+HEARTH_ARGS=""
 CPUS_SERVER=""
 CPUS_CLIENT=""
 DO_BUILD=1
@@ -108,6 +110,7 @@ while [[ $# -gt 0 ]]; do
         --idle-conns) need_arg "$@"; IDLE_CONNS=$2; shift 2 ;;
         --no-idle) DO_IDLE=0; shift ;;
         --hearth-threads) need_arg "$@"; HEARTH_THREADS=$2; shift 2 ;;
+        --hearth-args) need_arg "$@"; HEARTH_ARGS=$2; shift 2 ;;
         --cpus-server) need_arg "$@"; CPUS_SERVER=$2; shift 2 ;;
         --cpus-client) need_arg "$@"; CPUS_CLIENT=$2; shift 2 ;;
         --no-build) DO_BUILD=0; shift ;;
@@ -293,6 +296,9 @@ start_hearth() { # name port threads
     mkdir -p "$dir"
     local args=(-p "$port" --bind 127.0.0.1 -r "$CORPUS" -c)
     [[ -z $threads ]] || args+=(-t "$threads")
+    local extra=()
+    read -ra extra <<<"$HEARTH_ARGS"
+    args+=("${extra[@]}")
     (cd "$dir" && exec "${SERVER_PIN[@]}" "$HEARTH_BIN" "${args[@]}") >"$dir/out.log" 2>&1 &
     local pid=$!
     STARTED_PIDS+=("$pid")
@@ -626,7 +632,7 @@ fi
 meta_lines() {
     echo "# hearth bench $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(uname -n) kernel=$(uname -r) nproc=$NPROC"
     echo "# hearth=$( [[ -n ${WANT[hearth]:-} ]] && (cd "$REPO_DIR" && git describe --always --dirty 2>/dev/null || echo unknown) || echo skipped) nginx=$("${NGINX_CMD[@]}" -v 2>&1 | awk -F/ '{print $2}' | head -n 1) wrk=$("${WRK_CMD[@]}" --version 2>&1 | awk '{print $2}' | head -n 1)"
-    echo "# rounds=$ROUNDS duration=${DURATION}s wrk_threads=$WRK_THREADS connections=$CONNECTIONS big_connections=$BIG_CONNECTIONS ab=-c$AB_CONC/-n$AB_REQS idle_conns=$IDLE_CONNS hearth_threads=${HEARTH_THREADS:-default} cpus_server=${CPUS_SERVER:-any} cpus_client=${CPUS_CLIENT:-any}"
+    echo "# rounds=$ROUNDS duration=${DURATION}s wrk_threads=$WRK_THREADS connections=$CONNECTIONS big_connections=$BIG_CONNECTIONS ab=-c$AB_CONC/-n$AB_REQS idle_conns=$IDLE_CONNS hearth_threads=${HEARTH_THREADS:-default} hearth_args='${HEARTH_ARGS}' cpus_server=${CPUS_SERVER:-any} cpus_client=${CPUS_CLIENT:-any}"
 }
 
 # ================================================================ sweep
