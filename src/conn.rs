@@ -156,6 +156,10 @@ pub struct Conn {
     pub eof: bool,
     /// Registered with epoll yet (a connection served straight from accept is not).
     pub registered: bool,
+    /// The reactor's timer heap has an entry for this connection. Only connections
+    /// that wait in a slot need one; one served and closed straight from accept never
+    /// costs a timer.
+    pub timer: bool,
     /// Millisecond deadline on the shared clock; past it the connection is closed.
     pub deadline: u64,
     /// The stats gauge the connection is counted in.
@@ -175,6 +179,7 @@ impl Conn {
             close_after: false,
             eof: false,
             registered: false,
+            timer: false,
             deadline,
             gauge: Gauge::Reading,
         }

@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -300,13 +301,14 @@ impl AccessLog {
     pub fn record(&mut self, e: &Entry<'_>) {
         use crate::http::response::push_u64;
         let b = &mut self.buf;
-        match e.peer.ip() {
-            std::net::IpAddr::V4(ip) => b.extend_from_slice(ip.to_string().as_bytes()),
-            std::net::IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-                Some(v4) => b.extend_from_slice(v4.to_string().as_bytes()),
-                None => b.extend_from_slice(ip.to_string().as_bytes()),
-            },
-        }
+        let ip = match e.peer.ip() {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        // Formatting into the batch buffer allocates nothing.
+        let _ = write!(b, "{ip}");
         b.extend_from_slice(b" - - [");
         push_clf_time(b);
         b.extend_from_slice(b"] \"");

@@ -30,6 +30,8 @@ const EVENTS: usize = 1024;
 const ACCEPT_BATCH: usize = 256;
 /// Pause after EMFILE/ENFILE before accepting again.
 const ACCEPT_BACKOFF_MS: u64 = 100;
+/// Longest `epoll_wait`.
+const MAX_WAIT_MS: u64 = 1000;
 /// Largest body chunk read per turn.
 const BODY_READ: usize = 64 * 1024;
 
@@ -149,9 +151,11 @@ impl Reactor {
         {
             until = Some(until.map_or(t, |u| u.min(t)));
         }
+        // At most a second: timers that workers report arrive through the notice
+        // queue, which is read once per turn of the loop.
         match until {
-            None => -1,
-            Some(t) => t.saturating_sub(now).min(60_000) as i32,
+            None => MAX_WAIT_MS as i32,
+            Some(t) => t.saturating_sub(now).min(MAX_WAIT_MS) as i32,
         }
     }
 
@@ -208,6 +212,7 @@ impl Reactor {
                         self.close(c);
                     }
                 }
+                Notice::Timer(token, deadline) => self.timers.push(Reverse((deadline, token))),
             }
         }
     }
@@ -270,7 +275,6 @@ impl Reactor {
                         continue;
                     }
                     self.shared.stats.handled.fetch_add(1, Ordering::Relaxed);
-                    let _ = sys::set_nodelay(&stream);
                     let index = self.free.pop().unwrap_or_else(|| {
                         self.next_index += 1;
                         self.next_index - 1
@@ -282,7 +286,6 @@ impl Reactor {
                     let conn = Box::new(Conn::new(stream, peer, token, deadline));
                     self.active += 1;
                     self.shared.stats.enter(Gauge::Reading);
-                    self.timers.push(Reverse((deadline, token)));
                     // Clients usually send the request with the handshake: try a read
                     // before the first epoll registration.
                     self.on_readable(conn, 0);
@@ -435,6 +438,9 @@ impl Reactor {
         let fd = conn.fd();
         let token = conn.token;
         let registered = std::mem::replace(&mut conn.registered, true);
+        if !std::mem::replace(&mut conn.timer, true) {
+            self.timers.push(Reverse((conn.deadline, token)));
+        }
         self.shared.slots.put(conn);
         let events = events | EV_ONESHOT;
         let r = if registered {

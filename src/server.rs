@@ -216,6 +216,8 @@ pub enum Notice {
     Closed(Token),
     /// Re-arming failed; the reactor must close the connection in this slot.
     Kill(Token),
+    /// The connection now waits in its slot: watch this deadline.
+    Timer(Token, u64),
 }
 
 /// What the reactor and the workers share.

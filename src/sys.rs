@@ -181,6 +181,10 @@ pub fn listen(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> 
     if opts.reuseport {
         setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
     }
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux, which saves a
+    // setsockopt per connection. Responses are written whole (writev, or a head sent
+    // with MSG_MORE before sendfile), so Nagle would only delay pipelined responses.
+    setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
     // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let len = match addr {
@@ -227,11 +231,6 @@ pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     let stream = unsafe { TcpStream::from_raw_fd(fd) };
     let peer = sockaddr_from(&storage).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     Ok((stream, peer))
-}
-
-/// Sets `TCP_NODELAY`: responses are written whole, so Nagle only adds delay.
-pub fn set_nodelay(stream: &TcpStream) -> io::Result<()> {
-    setsockopt_int(stream.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
 }
 
 /// `read(2)` into `buf`.

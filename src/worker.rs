@@ -280,6 +280,9 @@ impl Worker {
         let fd = c.fd();
         let token = c.token;
         let registered = std::mem::replace(&mut c.registered, true);
+        if !std::mem::replace(&mut c.timer, true) {
+            self.shared.notify(Notice::Timer(token, c.deadline));
+        }
         // Ownership passes back to the reactor here: the slot must hold the connection
         // before the re-arm, or the event could arrive to an empty slot.
         self.shared.slots.put(c);
