@@ -411,8 +411,9 @@ cpu_ticks() {
 status_kb() {
     local field=$1; shift
     local files=() p
-    for p in "$@"; do files+=("/proc/$p/status"); done
-    awk -v k="$field:" '$1==k {s+=$2; n++} END {if (n) print s; else print "n/a"}' "${files[@]}" 2>/dev/null || echo n/a
+    for p in "$@"; do [[ ! -r /proc/$p/status ]] || files+=("/proc/$p/status"); done
+    if [[ ${#files[@]} -eq 0 ]]; then echo n/a; return; fi
+    awk -v k="$field:" '$1==k {s+=$2; n++} END {if (n) print s; else print "n/a"}' "${files[@]}" 2>/dev/null || true
 }
 
 # Convert wrk's latency ("812.00us", "1.23ms", "2.00s", "1.00m") to ms.
