@@ -212,7 +212,15 @@ http_code() {
     curl -s -o /dev/null --max-time 1 -w '%{http_code}' "$1" 2>/dev/null || true
 }
 
-pid_alive() { [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null; }
+# Alive = exists and is not a zombie (an exited daemon stays a zombie until
+# init reaps it, which can take a moment).
+pid_alive() {
+    [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null || return 1
+    local stat
+    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+    stat="${stat##*) }"
+    [[ "${stat:0:1}" != Z ]]
+}
 
 # True if pid $1 is alive and its command line mentions $2 (guards against a
 # recycled pid from a stale pid file).
