@@ -30,7 +30,9 @@ Workloads (per round, per server):
   peak RSS     VmHWM of the server processes at the end of the run
 
 Options:
-  --rounds N            rounds per workload (default 2); median is reported
+  --rounds N            rounds per workload (default 2)
+  --stat median|best    statistic over rounds shown in the table and chart
+                        (default median; the TSV always has both)
   --out FILE            summary TSV (default target/bench/bench-<timestamp>.tsv);
                         per-round values go to FILE with -raw.tsv suffix
   --only LIST           servers to run, comma separated: hearth,nginx1,nginx2
@@ -71,6 +73,7 @@ warn() { echo "bench.sh: warning: $*" >&2; }
 
 # ---------------------------------------------------------------- options
 ROUNDS=2
+STAT=median
 OUT=""
 ONLY="hearth,nginx1,nginx2"
 SWEEP=0
@@ -98,6 +101,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         -h|--help) usage; exit 0 ;;
         --rounds) need_arg "$@"; ROUNDS=$2; shift 2 ;;
+        --stat) need_arg "$@"; STAT=$2; shift 2 ;;
         --out) need_arg "$@"; OUT=$2; shift 2 ;;
         --only) need_arg "$@"; ONLY=$2; shift 2 ;;
         --threads-sweep) SWEEP=1; shift ;;
@@ -123,6 +127,7 @@ done
 for v in ROUNDS WRK_THREADS CONNECTIONS DURATION BIG_CONNECTIONS AB_CONC AB_REQS IDLE_CONNS; do
     is_uint "${!v}" && [[ ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
 done
+[[ $STAT == median || $STAT == best ]] || die "--stat must be median or best"
 [[ -z $HEARTH_THREADS ]] || is_uint "$HEARTH_THREADS" || die "--hearth-threads must be an integer"
 [[ $AB_REQS -ge $AB_CONC ]] || die "--ab-requests must be >= --ab-concurrency"
 [[ $HEARTH_BIN == "$HEARTH_BIN_DEFAULT" ]] || DO_BUILD=0
@@ -596,7 +601,7 @@ wl_idle() {
 # ---------------------------------------------------------------- stats
 median() {
     printf '%s\n' "$@" | awk '$1 != "n/a" && $1 != "" {print}' | sort -g |
-        awk '{a[NR] = $1} END {if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+        awk '{a[NR] = $1} END {if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.4f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
 best() { # higher|lower values...
     local dir=$1; shift
@@ -657,8 +662,8 @@ if [[ $SWEEP -eq 1 ]]; then
             done
         done
         h=n/a n=n/a
-        [[ -z ${WANT[hearth]:-} ]] || { h=$(median ${SW[hearth]}); stop_server hearth; }
-        [[ -z ${WANT[nginx1]:-}${WANT[nginx2]:-} ]] || { n=$(median ${SW[nginx]}); stop_server nginx; }
+        [[ -z ${WANT[hearth]:-} ]] || { read -ra v <<<"${SW[hearth]}"; if [[ $STAT == best ]]; then h=$(best higher "${v[@]}"); else h=$(median "${v[@]}"); fi; stop_server hearth; }
+        [[ -z ${WANT[nginx1]:-}${WANT[nginx2]:-} ]] || { read -ra v <<<"${SW[nginx]}"; if [[ $STAT == best ]]; then n=$(best higher "${v[@]}"); else n=$(median "${v[@]}"); fi; stop_server nginx; }
         SWEEP_ROWS+=("$t	$(fmt %.0f "$h")	$(fmt %.0f "$n")	$(ratio "$h" "$n")")
         unset SW
     done
@@ -668,7 +673,7 @@ if [[ $SWEEP -eq 1 ]]; then
         printf '%s\n' "${SWEEP_ROWS[@]}"
     } >"$OUT"
     echo
-    echo "keep-alive 1 KiB, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, median of $ROUNDS rounds (req/s, higher is better)"
+    echo "keep-alive 1 KiB, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, $STAT of $ROUNDS rounds (req/s, higher is better)"
     printf '%-8s %14s %14s %8s\n' threads hearth nginx ratio
     for row in "${SWEEP_ROWS[@]}"; do
         IFS=$'\t' read -r a b c d <<<"$row"
@@ -767,14 +772,19 @@ for def in "${METRIC_DEFS[@]}"; do
         fi
     done
     rt=$(ratio "${MED[hearth]}" "${MED[nginx1]}")
-    TABLE_ROWS+=("$label ($unit)|$(fmt "$f" "${MED[hearth]}")|$(fmt "$f" "${MED[nginx1]}")|$(fmt "$f" "${MED[nginx2]}")|$rt|$better|$(verdict "$better" "$rt")")
-    TSV_ROWS+=("$key	$label	$unit	$better	${MED[hearth]}	${MED[nginx1]}	${MED[nginx2]}	$rt	${BEST[hearth]}	${BEST[nginx1]}	${BEST[nginx2]}")
+    rtb=$(ratio "${BEST[hearth]}" "${BEST[nginx1]}")
+    if [[ $STAT == best ]]; then
+        TABLE_ROWS+=("$label ($unit)|$(fmt "$f" "${BEST[hearth]}")|$(fmt "$f" "${BEST[nginx1]}")|$(fmt "$f" "${BEST[nginx2]}")|$rtb|$better|$(verdict "$better" "$rtb")")
+    else
+        TABLE_ROWS+=("$label ($unit)|$(fmt "$f" "${MED[hearth]}")|$(fmt "$f" "${MED[nginx1]}")|$(fmt "$f" "${MED[nginx2]}")|$rt|$better|$(verdict "$better" "$rt")")
+    fi
+    TSV_ROWS+=("$key	$label	$unit	$better	${MED[hearth]}	${MED[nginx1]}	${MED[nginx2]}	$rt	${BEST[hearth]}	${BEST[nginx1]}	${BEST[nginx2]}	$rtb")
     unset MED BEST
 done
 
 {
     meta_lines
-    printf 'metric\tlabel\tunit\tbetter\thearth\tnginx1\tnginx2\tratio_hearth_nginx1\thearth_best\tnginx1_best\tnginx2_best\n'
+    printf 'metric\tlabel\tunit\tbetter\thearth\tnginx1\tnginx2\tratio_hearth_nginx1\thearth_best\tnginx1_best\tnginx2_best\tratio_best\n'
     printf '%s\n' "${TSV_ROWS[@]}"
 } >"$OUT"
 RAW_OUT="${OUT%.tsv}-raw.tsv"
@@ -785,7 +795,7 @@ RAW_OUT="${OUT%.tsv}-raw.tsv"
 } >"$RAW_OUT"
 
 echo
-echo "hearth vs nginx: median of $ROUNDS rounds; nginx1 = 1 worker, nginx2 = 2 workers; ratio = hearth/nginx1"
+echo "hearth vs nginx: $STAT of $ROUNDS rounds; nginx1 = 1 worker, nginx2 = 2 workers; ratio = hearth/nginx1"
 printf '%-46s %12s %12s %12s %8s  %-7s %s\n' metric hearth nginx1 nginx2 ratio better winner
 printf '%-46s %12s %12s %12s %8s  %-7s %s\n' "$(printf '%.0s-' {1..46})" ------------ ------------ ------------ -------- ------- ------
 for row in "${TABLE_ROWS[@]}"; do
@@ -802,7 +812,8 @@ if [[ $DO_CHART -eq 1 ]] && command -v gnuplot >/dev/null 2>&1; then
     DAT="$TMP/chart.dat"
     : >"$DAT"
     for row in "${TSV_ROWS[@]}"; do
-        IFS=$'\t' read -r key label unit better h n1 n2 _ <<<"$row"
+        IFS=$'\t' read -r key label unit better h n1 n2 _ bh bn1 bn2 _ <<<"$row"
+        [[ $STAT != best ]] || { h=$bh n1=$bn1 n2=$bn2; }
         [[ $key != *err && $key != *fail && $key != idle_held ]] || continue
         awk -v l="$key ($better)" -v h="$h" -v a="$n1" -v b="$n2" 'BEGIN {
             if (a == "n/a" || a + 0 == 0) exit
@@ -812,7 +823,7 @@ if [[ $DO_CHART -eq 1 ]] && command -v gnuplot >/dev/null 2>&1; then
         gnuplot <<EOF 2>/dev/null && echo "chart: $PNG" || warn "gnuplot failed; no chart"
 set terminal pngcairo size 1100,500 noenhanced
 set output "$PNG"
-set title "hearth and nginx2 relative to nginx1 (= 1.0); median of $ROUNDS rounds"
+set title "hearth and nginx2 relative to nginx1 (= 1.0); $STAT of $ROUNDS rounds"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
