@@ -31,7 +31,10 @@ fn serves_index_and_files_with_headers() {
 fn head_has_length_but_no_body() {
     let srv = TestServer::start(&[]);
     let mut s = srv.connect();
-    s.write_all(b"HEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(
+        b"HEAD /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
     let head = read_response(&mut s, false).unwrap();
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some("12"));
@@ -82,7 +85,13 @@ fn directories_redirect_and_errors_have_pages() {
     let r = srv.get("/missing.html");
     assert_eq!(r.status, 404);
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
-    assert_eq!(r.header("content-length").unwrap().parse::<usize>().unwrap(), r.body.len());
+    assert_eq!(
+        r.header("content-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap(),
+        r.body.len()
+    );
     assert!(String::from_utf8_lossy(&r.body).contains("404 Not Found"));
     // A directory without index.html is not listed by default.
     assert_eq!(srv.get("/empty/").status, 403);
@@ -110,9 +119,19 @@ fn paths_are_decoded_once_and_confined_to_the_root() {
         std::fs::write(root.join("a b.txt"), b"space").unwrap();
     });
     assert_eq!(srv.get("/a%20b.txt").body, b"space");
-    assert_eq!(srv.get("/hello.txt?query=ignored&x=../../etc/passwd").status, 200);
+    assert_eq!(
+        srv.get("/hello.txt?query=ignored&x=../../etc/passwd")
+            .status,
+        200
+    );
     assert_eq!(srv.get("/sub/../hello.txt").status, 200);
-    for bad in ["/../etc/passwd", "/%2e%2e/etc/passwd", "/sub/%2e%2e/%2e%2e/etc/passwd", "/a%2fb", "/a%00b"] {
+    for bad in [
+        "/../etc/passwd",
+        "/%2e%2e/etc/passwd",
+        "/sub/%2e%2e/%2e%2e/etc/passwd",
+        "/a%2fb",
+        "/a%00b",
+    ] {
         let r = srv.get(bad);
         assert_eq!(r.status, 400, "{bad}");
         assert!(r.closes(), "{bad}");
@@ -125,12 +144,14 @@ fn http11_keeps_alive_and_http10_closes() {
     let srv = TestServer::start(&[]);
     let mut s = srv.connect();
     for _ in 0..3 {
-        s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
         let r = read_response(&mut s, true).unwrap();
         assert_eq!(r.status, 200);
         assert!(!r.closes());
     }
-    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
     assert!(read_response(&mut s, true).unwrap().closes());
     assert!(is_closed(&mut s));
 
@@ -143,7 +164,8 @@ fn http11_keeps_alive_and_http10_closes() {
 
     let mut s = srv.connect();
     for _ in 0..2 {
-        s.write_all(b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        s.write_all(b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
         let r = read_response(&mut s, true).unwrap();
         assert_eq!(r.header("connection"), Some("keep-alive"));
     }
@@ -159,7 +181,13 @@ fn pipelined_requests_are_answered_in_order() {
         raw.extend_from_slice(format!("GET {p} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
     }
     s.write_all(&raw).unwrap();
-    let want: [&[u8]; 5] = [b"hello world\n", b"body{}\n", b"", b"<h1>index</h1>\n", b"<p>sub</p>\n"];
+    let want: [&[u8]; 5] = [
+        b"hello world\n",
+        b"body{}\n",
+        b"",
+        b"<h1>index</h1>\n",
+        b"<p>sub</p>\n",
+    ];
     for (p, body) in paths.iter().zip(want) {
         let r = read_response(&mut s, true).unwrap();
         if *p == "/missing" {
@@ -174,18 +202,22 @@ fn pipelined_requests_are_answered_in_order() {
 fn post_body_is_read_and_answered_405_and_connection_stays_usable() {
     let srv = TestServer::start(&[]);
     let mut s = srv.connect();
-    s.write_all(b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello=world").unwrap();
+    s.write_all(b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello=world")
+        .unwrap();
     let r = read_response(&mut s, true).unwrap();
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
     assert!(!r.closes());
     // The body was consumed, not parsed as the next request.
-    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut s, true).unwrap().body, b"hello world\n");
     // A body sent in pieces is read to its end too.
-    s.write_all(b"PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345").unwrap();
+    s.write_all(b"PUT /x HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n12345")
+        .unwrap();
     std::thread::sleep(Duration::from_millis(100));
-    s.write_all(b"67890GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"67890GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut s, true).unwrap().status, 405);
     assert_eq!(read_response(&mut s, true).unwrap().status, 200);
 }
@@ -196,7 +228,8 @@ fn unknown_method_is_501_and_garbage_is_400_with_close() {
     let r = srv.request(b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 501);
     let mut s = srv.connect();
-    s.write_all(b"\x16\x03\x01 this is not http\r\n\r\n").unwrap();
+    s.write_all(b"\x16\x03\x01 this is not http\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut s, true).unwrap();
     assert_eq!(r.status, 400);
     assert!(r.closes());
@@ -208,17 +241,30 @@ fn unknown_method_is_501_and_garbage_is_400_with_close() {
 fn curl_fetches_a_page() {
     let srv = TestServer::start(&[]);
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-D", "-", &format!("http://{}/hello.txt", srv.addr)])
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-D",
+            "-",
+            &format!("http://{}/hello.txt", srv.addr),
+        ])
         .output()
         .expect("curl is installed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(text.ends_with("\r\n\r\nhello world\n"), "{text}");
 }
 
 fn write_pattern_file(path: &std::path::Path, len: usize) -> Vec<u8> {
-    let data: Vec<u8> = (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..len)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(path, &data).unwrap();
     data
 }
@@ -232,7 +278,10 @@ fn large_file_arrives_byte_exact() {
     });
     let r = srv.get("/big.bin");
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-length"), Some((64u64 << 20).to_string().as_str()));
+    assert_eq!(
+        r.header("content-length"),
+        Some((64u64 << 20).to_string().as_str())
+    );
     assert!(r.body == data, "64 MiB body differs");
 }
 
@@ -246,7 +295,8 @@ fn a_thousand_concurrent_keep_alive_connections() {
     for _ in 0..3 {
         for chunk in conns.chunks_mut(100) {
             for s in chunk.iter_mut() {
-                s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .unwrap();
             }
             for s in chunk.iter_mut() {
                 let r = read_response(s, true).unwrap();
@@ -269,7 +319,8 @@ fn clients_killed_mid_response_do_not_hurt_others() {
     });
     for _ in 0..20 {
         let mut s = srv.connect();
-        s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
         let mut buf = [0u8; 4096];
         let _ = s.read(&mut buf);
         drop(s); // unread data: the kernel resets the connection
@@ -289,13 +340,18 @@ fn idle_connections_time_out() {
     assert!(is_closed(&mut idle));
     assert!(is_closed(&mut partial));
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(800) && took < Duration::from_secs(4), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
     // A keep-alive connection is closed after the idle time, not before.
     let mut ka = srv.connect();
-    ka.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    ka.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     read_response(&mut ka, true).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    ka.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    ka.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut ka, true).unwrap().status, 200);
     assert!(is_closed(&mut ka));
 }
@@ -306,7 +362,9 @@ fn connections_over_the_limit_get_503() {
     let held: Vec<_> = (0..5).map(|_| srv.connect()).collect();
     std::thread::sleep(Duration::from_millis(200));
     let mut extra = srv.connect();
-    extra.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    extra
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut extra, true).unwrap();
     assert_eq!(r.status, 503);
     assert!(r.closes());
@@ -319,7 +377,9 @@ fn connections_over_the_limit_get_503() {
 fn one_reactor_plus_the_worker_threads() {
     let srv = TestServer::start(&["--threads", "3", "--close-log"]);
     srv.assert_alive();
-    let tasks = std::fs::read_dir(format!("/proc/{}/task", srv.child.id())).unwrap().count();
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", srv.child.id()))
+        .unwrap()
+        .count();
     assert_eq!(tasks, 4, "main thread + 3 workers");
 }
 
@@ -328,7 +388,10 @@ fn bad_command_lines_exit_2() {
     let bin = env!("CARGO_BIN_EXE_hearth");
     let unknown = Command::new(bin).arg("--no-such-flag").output().unwrap();
     assert_eq!(unknown.status.code(), Some(2));
-    let missing = Command::new(bin).args(["--root", "/no/such/dir", "-c"]).output().unwrap();
+    let missing = Command::new(bin)
+        .args(["--root", "/no/such/dir", "-c"])
+        .output()
+        .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such/dir"));
 }

@@ -9,8 +9,15 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn json_number(json: &str, key: &str) -> u64 {
-    let at = json.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("{key} in {json}"));
-    json[at + key.len() + 3..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("{key} in {json}"));
+    json[at + key.len() + 3..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -24,7 +31,10 @@ fn stats_counters_move_and_json_is_offered() {
     let r = srv.get("/_stats?format=json");
     assert_eq!(r.header("content-type"), Some("application/json"));
     let after = String::from_utf8(r.body).unwrap();
-    assert!(json_number(&after, "requests") >= json_number(&before, "requests") + 6, "{before} -> {after}");
+    assert!(
+        json_number(&after, "requests") >= json_number(&before, "requests") + 6,
+        "{before} -> {after}"
+    );
     assert!(json_number(&after, "4xx") > json_number(&before, "4xx"));
     assert!(json_number(&after, "bytes_sent") > json_number(&before, "bytes_sent"));
     assert_eq!(json_number(&after, "workers"), 2);
@@ -69,14 +79,31 @@ fn access_log_has_one_combined_line_per_request() {
     let srv = TestServer::start(&[]);
     srv.request(b"GET /hello.txt?x=1 HTTP/1.1\r\nHost: t\r\nReferer: http://r/\r\nUser-Agent: probe \"1\"\r\nConnection: close\r\n\r\n");
     srv.get("/missing");
-    assert!(wait_for(Duration::from_secs(5), || srv.log("access.log").lines().count() >= 2), "{}", srv.log("access.log"));
+    assert!(
+        wait_for(Duration::from_secs(5), || srv
+            .log("access.log")
+            .lines()
+            .count()
+            >= 2),
+        "{}",
+        srv.log("access.log")
+    );
     let log = srv.log("access.log");
     let lines: Vec<_> = log.lines().collect();
     assert_eq!(lines.len(), 2, "{log}");
     let first = lines[0];
     assert!(first.starts_with("127.0.0.1 - - ["), "{first}");
-    assert!(first.contains(" +0000] \"GET /hello.txt?x=1 HTTP/1.1\" 200 12 \"http://r/\" \"probe \\x221\\x22\""), "{first}");
-    assert!(lines[1].contains("\"GET /missing HTTP/1.1\" 404 "), "{}", lines[1]);
+    assert!(
+        first.contains(
+            " +0000] \"GET /hello.txt?x=1 HTTP/1.1\" 200 12 \"http://r/\" \"probe \\x221\\x22\""
+        ),
+        "{first}"
+    );
+    assert!(
+        lines[1].contains("\"GET /missing HTTP/1.1\" 404 "),
+        "{}",
+        lines[1]
+    );
     assert!(srv.log("server.log").contains("listening on"));
 }
 
@@ -95,14 +122,21 @@ fn access_log_off_and_close_log() {
 fn sighup_reopens_moved_logs() {
     let srv = TestServer::start(&["--log-async"]);
     srv.assert_alive();
-    assert!(wait_for(Duration::from_secs(5), || !srv.log("access.log").is_empty()));
+    assert!(wait_for(Duration::from_secs(5), || !srv
+        .log("access.log")
+        .is_empty()));
     let dir = srv.logs.path();
     std::fs::rename(dir.join("access.log"), dir.join("access.log.1")).unwrap();
     std::fs::rename(dir.join("server.log"), dir.join("server.log.1")).unwrap();
     unsafe_free_kill(srv.child.id(), "HUP");
-    assert!(wait_for(Duration::from_secs(5), || dir.join("server.log").exists()), "server.log not recreated");
+    assert!(
+        wait_for(Duration::from_secs(5), || dir.join("server.log").exists()),
+        "server.log not recreated"
+    );
     srv.assert_alive();
-    assert!(wait_for(Duration::from_secs(5), || srv.log("access.log").contains("/hello.txt")));
+    assert!(wait_for(Duration::from_secs(5), || srv
+        .log("access.log")
+        .contains("/hello.txt")));
     assert!(srv.log("server.log").contains("reopened"));
 }
 
@@ -114,17 +148,21 @@ fn graceful_stop_finishes_downloads_and_refuses_new_connections() {
         std::fs::write(root.join("big.bin"), data).unwrap();
     });
     let mut idle = srv.connect();
-    idle.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    idle.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     read_response(&mut idle, true).unwrap();
     let mut dl = srv.connect();
-    dl.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    dl.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let mut first = [0u8; 1024];
     dl.read_exact(&mut first).unwrap();
     unsafe_free_kill(srv.child.id(), "TERM");
     // Idle keep-alive connections are closed at once.
     assert!(is_closed(&mut idle));
     // New connections are refused.
-    assert!(wait_for(Duration::from_secs(5), || std::net::TcpStream::connect(srv.addr).is_err()));
+    assert!(wait_for(Duration::from_secs(5), || {
+        std::net::TcpStream::connect(srv.addr).is_err()
+    }));
     // The download in flight completes, read slowly.
     let mut rest = Vec::new();
     let mut buf = vec![0u8; 1 << 20];

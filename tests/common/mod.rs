@@ -41,7 +41,11 @@ impl TestServer {
         let root = tempfile::tempdir().unwrap();
         let logs = tempfile::tempdir().unwrap();
         setup(root.path());
-        let threads: &[&str] = if args.iter().any(|a| *a == "--threads" || *a == "-t") { &[] } else { &["--threads", "2"] };
+        let threads: &[&str] = if args.iter().any(|a| *a == "--threads" || *a == "-t") {
+            &[]
+        } else {
+            &["--threads", "2"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
             .args(["--bind", "127.0.0.1", "--port", "0"])
             .args(threads)
@@ -57,7 +61,9 @@ impl TestServer {
             .expect("spawn hearth");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read startup line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read startup line");
         let addr = line
             .trim()
             .rsplit("http://")
@@ -69,7 +75,12 @@ impl TestServer {
                 let _ = child.stderr.take().unwrap().read_to_string(&mut err);
                 panic!("no address in startup line {line:?}; stderr: {err}")
             });
-        TestServer { child, addr, root, logs }
+        TestServer {
+            child,
+            addr,
+            root,
+            logs,
+        }
     }
 
     /// Path of a file in the root.
@@ -94,7 +105,9 @@ impl TestServer {
 
     /// GET `path` with HTTP/1.1 and Connection: close.
     pub fn get(&self, path: &str) -> Response {
-        self.request(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+        self.request(
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
     }
 
     /// Asserts the server still serves a normal request (after a hostile one).
@@ -125,7 +138,10 @@ impl Drop for TestServer {
 
 /// Sends a signal with the `kill` command (keeps tests free of unsafe code).
 pub fn unsafe_free_kill(pid: u32, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
 }
 
 /// Waits up to `limit` for a child to exit.
@@ -151,12 +167,15 @@ pub struct Response {
 impl Response {
     /// A header value by lower-case name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// True if the response says the connection closes.
     pub fn closes(&self) -> bool {
-        self.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
     }
 }
 
@@ -168,7 +187,10 @@ pub fn read_response(s: &mut impl Read, body: bool) -> std::io::Result<Response>
         let mut byte = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") {
             if s.read(&mut byte)? == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("eof in head after {head:?}")));
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("eof in head after {head:?}"),
+                ));
             }
             head.push(byte[0]);
             if head.len() > 64 * 1024 {
@@ -178,17 +200,28 @@ pub fn read_response(s: &mut impl Read, body: bool) -> std::io::Result<Response>
         let text = String::from_utf8_lossy(&head).to_string();
         let mut lines = text.split("\r\n");
         let status_line = lines.next().unwrap();
-        let status: u16 = status_line.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status code");
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status code");
         let mut headers = HashMap::new();
         for l in lines.filter(|l| !l.is_empty()) {
             let (n, v) = l.split_once(':').expect("header colon");
             let prev = headers.insert(n.trim().to_ascii_lowercase(), v.trim().to_string());
-            assert!(prev.is_none() || n.eq_ignore_ascii_case("vary"), "duplicate header {n}");
+            assert!(
+                prev.is_none() || n.eq_ignore_ascii_case("vary"),
+                "duplicate header {n}"
+            );
         }
         if (100..200).contains(&status) {
             continue;
         }
-        let mut resp = Response { status, headers, body: Vec::new() };
+        let mut resp = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
         let no_body = !body || status == 204 || status == 304;
         if !no_body {
             if let Some(len) = resp.header("content-length") {
