@@ -16,7 +16,7 @@ use crate::clock;
 use crate::conn::{Conn, Phase, Token};
 use crate::http::response;
 use crate::logging::Logs;
-use crate::server::{Notice, Shared};
+use crate::server::{Batch, Notice, Shared};
 use crate::stats::Gauge;
 use crate::sys::{self, Event, SignalFd, EV_ERR, EV_HUP, EV_IN, EV_ONESHOT, EV_OUT, EV_RDHUP};
 
@@ -30,6 +30,8 @@ const EVENTS: usize = 1024;
 const ACCEPT_BATCH: usize = 256;
 /// Pause after EMFILE/ENFILE before accepting again.
 const ACCEPT_BACKOFF_MS: u64 = 100;
+/// Fewest connections worth waking another worker for.
+const MIN_BATCH: usize = 4;
 /// Longest `epoll_wait`.
 const MAX_WAIT_MS: u64 = 1000;
 /// Largest body chunk read per turn.
@@ -47,7 +49,9 @@ pub struct Reactor {
     listener: Option<TcpListener>,
     signals: Option<SignalFd>,
     notices: Receiver<Notice>,
-    queue: Option<Sender<Box<Conn>>>,
+    queue: Option<Sender<Batch>>,
+    /// Connections made ready in this turn of the loop, sent when it ends.
+    ready: Batch,
     logs: Option<Logs>,
     events: Vec<Event>,
     free: Vec<u32>,
@@ -69,7 +73,7 @@ impl Reactor {
         listener: TcpListener,
         signals: Option<SignalFd>,
         notices: Receiver<Notice>,
-        queue: Sender<Box<Conn>>,
+        queue: Sender<Batch>,
         logs: Option<Logs>,
     ) -> io::Result<Reactor> {
         // The listener is level-triggered without ONESHOT: a backlog left after an
@@ -85,6 +89,7 @@ impl Reactor {
             signals,
             notices,
             queue: Some(queue),
+            ready: Vec::with_capacity(EVENTS),
             logs,
             events: vec![sys::empty_event(); EVENTS],
             free: Vec::new(),
@@ -127,6 +132,7 @@ impl Reactor {
                     t => self.on_event(Token(t), sys::event_flags(&ev)),
                 }
             }
+            self.flush_ready();
             self.expire_timers();
             if let Some(until) = self.accept_paused_until {
                 if clock::now_ms() >= until {
@@ -422,14 +428,33 @@ impl Reactor {
         self.rearm(conn, EV_IN | EV_RDHUP);
     }
 
-    /// Hands the connection to the worker pool.
+    /// Queues the connection for the worker pool (sent at the end of this turn).
     fn dispatch(&mut self, conn: Box<Conn>) {
-        // Ownership passes to whichever worker receives it.
-        if let Some(q) = &self.queue {
-            if let Err(e) = q.send(conn) {
-                let conn = e.into_inner();
-                self.close(conn);
+        self.ready.push(conn);
+    }
+
+    /// Hands this turn's ready connections to the workers, in at most one batch per
+    /// worker. Ownership passes to whichever worker receives a batch.
+    fn flush_ready(&mut self) {
+        let n = self.ready.len();
+        if n == 0 {
+            return;
+        }
+        let Some(q) = &self.queue else { return };
+        let parts = self.shared.settings.workers.min(n.div_ceil(MIN_BATCH)).max(1);
+        let size = n.div_ceil(parts);
+        self.shared.queued.fetch_add(n, Ordering::Relaxed);
+        let mut failed = Vec::new();
+        while !self.ready.is_empty() {
+            let at = self.ready.len().saturating_sub(size);
+            let batch: Batch = self.ready.split_off(at);
+            if let Err(e) = q.send(batch) {
+                failed.extend(e.into_inner());
             }
+        }
+        for conn in failed {
+            self.shared.queued.fetch_sub(1, Ordering::Relaxed);
+            self.close(conn);
         }
     }
 

@@ -18,7 +18,7 @@ use crate::http::request::{self, BodyKind, Head, Method, Parsed, Reject};
 use crate::http::response::{self as resp, unix_secs};
 use crate::http::Status;
 use crate::logging::{self, AccessLog};
-use crate::server::{Notice, Shared};
+use crate::server::{Batch, Notice, Shared};
 use crate::stats::Gauge;
 use crate::sys;
 
@@ -72,10 +72,10 @@ impl Worker {
     }
 
     /// Serves connections from the queue until it is closed.
-    pub fn run(mut self, queue: Receiver<Box<Conn>>) {
+    pub fn run(mut self, queue: Receiver<Batch>) {
         loop {
-            let conn = match queue.try_recv() {
-                Ok(c) => c,
+            let batch = match queue.try_recv() {
+                Ok(b) => b,
                 Err(TryRecvError::Empty) => {
                     // Idle: hand the access-log batch over before sleeping.
                     if let Some(a) = &mut self.access {
@@ -88,8 +88,11 @@ impl Worker {
                 }
                 Err(TryRecvError::Disconnected) => break,
             };
+            self.shared.queued.fetch_sub(batch.len(), Ordering::Relaxed);
             self.shared.stats.busy.fetch_add(1, Ordering::Relaxed);
-            self.process(conn);
+            for conn in batch {
+                self.process(conn);
+            }
             self.shared.stats.busy.fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(a) = &mut self.access {
