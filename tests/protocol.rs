@@ -56,13 +56,20 @@ fn parse_all(bytes: &[u8], heads: &[bool]) -> Vec<Response> {
 fn one(server: &TestServer, raw: &str) -> Response {
     let bytes = exchange(server, raw.as_bytes());
     let rs = parse_all(&bytes, &[raw.starts_with("HEAD")]);
-    assert_eq!(rs.len(), 1, "expected exactly one response to {raw:?}, got {rs:#?}");
+    assert_eq!(
+        rs.len(),
+        1,
+        "expected exactly one response to {raw:?}, got {rs:#?}"
+    );
     rs.into_iter().next().unwrap()
 }
 
 /// A GET of `path` with extra header lines (each ending in CRLF), closing after.
 fn get_with(server: &TestServer, path: &str, extra: &str) -> Response {
-    one(server, &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"))
+    one(
+        server,
+        &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"),
+    )
 }
 
 /// Starts the binary on an existing root (for restart tests).
@@ -81,10 +88,23 @@ fn start_in(root: tempfile::TempDir, args: &[&str]) -> TestServer {
         .spawn()
         .expect("spawn hearth");
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
-        .expect("startup line");
-    let addr = line.trim().rsplit("http://").next().and_then(|a| a.parse().ok()).expect("address");
-    TestServer { child, addr, root, logs }
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .expect("startup line");
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("address");
+    TestServer {
+        child,
+        addr,
+        root,
+        logs,
+    }
 }
 
 /// 2020-01-01T00:00:00Z, the mtime given to files in the conditional tests.
@@ -92,7 +112,8 @@ const MTIME: u64 = 1_577_836_800;
 
 fn set_mtime(path: &Path, secs: u64) {
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+    f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+        .unwrap();
 }
 
 fn dated_site(root: &Path) {
@@ -113,8 +134,14 @@ fn etag_is_strong_and_stable_across_requests_and_restarts() {
     let mut server = TestServer::start_with(&[], dated_site);
     let a = server.get("/hello.txt");
     let b = server.get("/hello.txt");
-    let etag = a.header("etag").expect("ETag on a file response").to_string();
-    assert!(etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2, "strong ETag: {etag}");
+    let etag = a
+        .header("etag")
+        .expect("ETag on a file response")
+        .to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2,
+        "strong ETag: {etag}"
+    );
     assert!(!etag.starts_with("W/"));
     assert_eq!(b.header("etag"), Some(etag.as_str()));
     assert_eq!(a.header("last-modified"), Some(http_date(MTIME).as_str()));
@@ -125,7 +152,11 @@ fn etag_is_strong_and_stable_across_requests_and_restarts() {
     let server = start_in(root, &[]);
     let c = server.get("/hello.txt");
     assert_eq!(c.status, 200);
-    assert_eq!(c.header("etag"), Some(etag.as_str()), "ETag changed across a restart");
+    assert_eq!(
+        c.header("etag"),
+        Some(etag.as_str()),
+        "ETag changed across a restart"
+    );
 }
 
 #[test]
@@ -142,10 +173,20 @@ fn if_none_match_gives_304_without_body() {
         let r = get_with(&server, "/hello.txt", &format!("If-None-Match: {inm}\r\n"));
         assert_eq!(r.status, 304, "If-None-Match: {inm}");
         assert!(r.body.is_empty());
-        assert_eq!(r.header("etag"), Some(etag.as_str()), "304 carries the ETag");
-        assert!(r.header("content-length").map_or(true, |v| v == "0" || v == "12"));
+        assert_eq!(
+            r.header("etag"),
+            Some(etag.as_str()),
+            "304 carries the ETag"
+        );
+        assert!(r
+            .header("content-length")
+            .map_or(true, |v| v == "0" || v == "12"));
     }
-    let r = get_with(&server, "/hello.txt", "If-None-Match: \"nope\", W/\"also-nope\"\r\n");
+    let r = get_with(
+        &server,
+        "/hello.txt",
+        "If-None-Match: \"nope\", W/\"also-nope\"\r\n",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"hello world\n");
 
@@ -165,7 +206,13 @@ fn if_none_match_gives_304_without_body() {
 #[test]
 fn if_modified_since() {
     let server = TestServer::start_with(&[], dated_site);
-    let ims = |d: &str| get_with(&server, "/hello.txt", &format!("If-Modified-Since: {d}\r\n"));
+    let ims = |d: &str| {
+        get_with(
+            &server,
+            "/hello.txt",
+            &format!("If-Modified-Since: {d}\r\n"),
+        )
+    };
     let equal = ims(&http_date(MTIME));
     assert_eq!(equal.status, 304);
     assert!(equal.body.is_empty());
@@ -174,15 +221,29 @@ fn if_modified_since() {
     assert_eq!(earlier.status, 200, "earlier date");
     assert_eq!(earlier.body, b"hello world\n");
     // The obsolete formats are understood too.
-    assert_eq!(ims("Wednesday, 01-Jan-20 00:00:00 GMT").status, 304, "RFC 850 date");
+    assert_eq!(
+        ims("Wednesday, 01-Jan-20 00:00:00 GMT").status,
+        304,
+        "RFC 850 date"
+    );
     assert_eq!(ims("Wed Jan  1 00:00:00 2020").status, 304, "asctime date");
-    for garbage in ["yesterday", "", "Wed, 32 Jan 2020 00:00:00 GMT", "0", "\"etag\""] {
+    for garbage in [
+        "yesterday",
+        "",
+        "Wed, 32 Jan 2020 00:00:00 GMT",
+        "0",
+        "\"etag\"",
+    ] {
         let r = ims(garbage);
         assert_eq!(r.status, 200, "garbage date {garbage:?} must be ignored");
         assert_eq!(r.body, b"hello world\n");
     }
     // A date in the future is invalid and ignored.
-    let future = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 86_400 * 365;
+    let future = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 86_400 * 365;
     assert_eq!(ims(&http_date(future)).status, 200, "future date");
 }
 
@@ -201,9 +262,17 @@ fn if_match_and_if_unmodified_since() {
         assert_eq!(r.body, b"hello world\n");
     }
 
-    let r = get_with(&server, "/hello.txt", &format!("If-Unmodified-Since: {}\r\n", http_date(MTIME - 60)));
+    let r = get_with(
+        &server,
+        "/hello.txt",
+        &format!("If-Unmodified-Since: {}\r\n", http_date(MTIME - 60)),
+    );
     assert_eq!(r.status, 412);
-    let r = get_with(&server, "/hello.txt", &format!("If-Unmodified-Since: {}\r\n", http_date(MTIME)));
+    let r = get_with(
+        &server,
+        "/hello.txt",
+        &format!("If-Unmodified-Since: {}\r\n", http_date(MTIME)),
+    );
     assert_eq!(r.status, 200);
     let r = get_with(&server, "/hello.txt", "If-Unmodified-Since: not a date\r\n");
     assert_eq!(r.status, 200, "an invalid If-Unmodified-Since is ignored");
@@ -211,7 +280,10 @@ fn if_match_and_if_unmodified_since() {
     let r = get_with(
         &server,
         "/hello.txt",
-        &format!("If-Match: {etag}\r\nIf-Unmodified-Since: {}\r\n", http_date(MTIME - 60)),
+        &format!(
+            "If-Match: {etag}\r\nIf-Unmodified-Since: {}\r\n",
+            http_date(MTIME - 60)
+        ),
     );
     assert_eq!(r.status, 200);
 }
@@ -224,7 +296,10 @@ fn if_none_match_takes_precedence_over_if_modified_since() {
     let r = get_with(
         &server,
         "/hello.txt",
-        &format!("If-None-Match: \"other\"\r\nIf-Modified-Since: {}\r\n", http_date(MTIME + 3600)),
+        &format!(
+            "If-None-Match: \"other\"\r\nIf-Modified-Since: {}\r\n",
+            http_date(MTIME + 3600)
+        ),
     );
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"hello world\n");
@@ -232,7 +307,10 @@ fn if_none_match_takes_precedence_over_if_modified_since() {
     let r = get_with(
         &server,
         "/hello.txt",
-        &format!("If-Modified-Since: {}\r\nIf-None-Match: {etag}\r\n", http_date(MTIME - 3600)),
+        &format!(
+            "If-Modified-Since: {}\r\nIf-None-Match: {etag}\r\n",
+            http_date(MTIME - 3600)
+        ),
     );
     assert_eq!(r.status, 304);
 }
@@ -274,7 +352,11 @@ fn single_ranges() {
         let r = ranged(&server, "/digits.txt", range);
         assert_eq!(r.status, 206, "{range}");
         assert_eq!(r.header("content-range"), Some(*content_range), "{range}");
-        assert_eq!(r.header("content-length"), Some(body.len().to_string().as_str()), "{range}");
+        assert_eq!(
+            r.header("content-length"),
+            Some(body.len().to_string().as_str()),
+            "{range}"
+        );
         assert_eq!(r.body, *body, "{range}");
         assert_eq!(r.header("accept-ranges"), Some("bytes"));
     }
@@ -303,7 +385,10 @@ fn unsatisfiable_and_ignored_ranges() {
         assert_eq!(r.body, DIGITS, "{range}");
     }
     // Range on HEAD is ignored (ranges apply to GET).
-    let r = one(&server, "HEAD /digits.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-4\r\nConnection: close\r\n\r\n");
+    let r = one(
+        &server,
+        "HEAD /digits.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-4\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-length"), Some("20"));
 }
@@ -331,14 +416,30 @@ fn if_range() {
     let etag = full.header("etag").unwrap().to_string();
     let lm = full.header("last-modified").unwrap().to_string();
 
-    let r = get_with(&server, "/digits.txt", &format!("Range: bytes=0-4\r\nIf-Range: {etag}\r\n"));
+    let r = get_with(
+        &server,
+        "/digits.txt",
+        &format!("Range: bytes=0-4\r\nIf-Range: {etag}\r\n"),
+    );
     assert_eq!(r.status, 206);
     assert_eq!(r.body, b"01234");
-    let r = get_with(&server, "/digits.txt", &format!("Range: bytes=0-4\r\nIf-Range: {lm}\r\n"));
+    let r = get_with(
+        &server,
+        "/digits.txt",
+        &format!("Range: bytes=0-4\r\nIf-Range: {lm}\r\n"),
+    );
     assert_eq!(r.status, 206, "If-Range with the exact Last-Modified date");
     assert_eq!(r.body, b"01234");
-    for stale in ["\"not-the-etag\"".to_string(), format!("W/{etag}"), http_date(MTIME - 10)] {
-        let r = get_with(&server, "/digits.txt", &format!("Range: bytes=0-4\r\nIf-Range: {stale}\r\n"));
+    for stale in [
+        "\"not-the-etag\"".to_string(),
+        format!("W/{etag}"),
+        http_date(MTIME - 10),
+    ] {
+        let r = get_with(
+            &server,
+            "/digits.txt",
+            &format!("Range: bytes=0-4\r\nIf-Range: {stale}\r\n"),
+        );
         assert_eq!(r.status, 200, "If-Range: {stale}");
         assert_eq!(r.body, DIGITS);
         assert!(r.header("content-range").is_none());
@@ -359,27 +460,43 @@ fn range_across_four_gib_in_a_sparse_file() {
         f.write_all_at(b"MARKER-4.5GiB", MARK_AT).unwrap();
         f.write_all_at(b"END", SIZE - 3).unwrap();
     });
-    let r = one(&server, "HEAD /huge.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let r = one(
+        &server,
+        "HEAD /huge.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-length"), Some(SIZE.to_string().as_str()));
 
     let (a, b) = (FOUR_GIB - 8, FOUR_GIB + 7);
     let r = ranged(&server, "/huge.bin", &format!("bytes={a}-{b}"));
     assert_eq!(r.status, 206);
-    assert_eq!(r.header("content-range"), Some(format!("bytes {a}-{b}/{SIZE}").as_str()));
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes {a}-{b}/{SIZE}").as_str())
+    );
     assert_eq!(r.body, b"\0\0\0\0<<low>>\0\0\0\0\0");
 
-    let r = ranged(&server, "/huge.bin", &format!("bytes={}-{}", MARK_AT - 2, MARK_AT + 14));
+    let r = ranged(
+        &server,
+        "/huge.bin",
+        &format!("bytes={}-{}", MARK_AT - 2, MARK_AT + 14),
+    );
     assert_eq!(r.status, 206);
     assert_eq!(r.body, b"\0\0MARKER-4.5GiB\0\0");
 
     let r = ranged(&server, "/huge.bin", "bytes=-5");
-    assert_eq!(r.header("content-range"), Some(format!("bytes {}-{}/{SIZE}", SIZE - 5, SIZE - 1).as_str()));
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes {}-{}/{SIZE}", SIZE - 5, SIZE - 1).as_str())
+    );
     assert_eq!(r.body, b"\0\0END");
 
     let r = ranged(&server, "/huge.bin", &format!("bytes={SIZE}-"));
     assert_eq!(r.status, 416);
-    assert_eq!(r.header("content-range"), Some(format!("bytes */{SIZE}").as_str()));
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes */{SIZE}").as_str())
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -401,7 +518,8 @@ fn chunked_post_gets_405_and_the_connection_stays_usable() {
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
     assert!(!r.closes());
-    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut s, true).unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"hello world\n");
@@ -411,14 +529,16 @@ fn chunked_post_gets_405_and_the_connection_stays_usable() {
 fn chunked_body_sent_in_pieces() {
     let server = TestServer::start(&[]);
     let mut s = server.connect();
-    s.write_all(b"PUT /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    s.write_all(b"PUT /x HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
     for piece in [&b"a\r\n0123"[..], b"456789\r", b"\n0\r", b"\n\r\n"] {
         std::thread::sleep(Duration::from_millis(50));
         s.write_all(piece).unwrap();
     }
     let r = read_response(&mut s, true).unwrap();
     assert_eq!(r.status, 405);
-    s.write_all(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut s, true).unwrap().body, b"body{}\n");
 }
 
@@ -437,7 +557,10 @@ fn content_length_body_then_pipelined_get() {
     assert_eq!(rs.len(), 3, "{rs:#?}");
     assert_eq!(rs[0].status, 405);
     assert_eq!(rs[1].status, 200);
-    assert_eq!(rs[1].body, b"body{}\n", "the body bytes must not be parsed as a request");
+    assert_eq!(
+        rs[1].body, b"body{}\n",
+        "the body bytes must not be parsed as a request"
+    );
     assert_eq!(rs[2].status, 200);
     assert_eq!(rs[2].header("content-length"), Some("12"));
 }
@@ -446,8 +569,10 @@ fn content_length_body_then_pipelined_get() {
 fn expect_100_continue() {
     let server = TestServer::start(&[]);
     let mut s = server.connect();
-    s.write_all(b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
-        .unwrap();
+    s.write_all(
+        b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
     // The interim response arrives before any body byte is sent.
     let mut interim = [0u8; 25];
     s.read_exact(&mut interim).unwrap();
@@ -457,7 +582,8 @@ fn expect_100_continue() {
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
     // And the connection is still in sync.
-    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     assert_eq!(read_response(&mut s, true).unwrap().body, b"hello world\n");
 
     // Chunked with Expect too.
@@ -470,7 +596,9 @@ fn expect_100_continue() {
     assert_eq!(read_response(&mut s, true).unwrap().status, 405);
 
     // An expectation the server does not know: 417.
-    let r = server.request(b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: teapot\r\n\r\n");
+    let r = server.request(
+        b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: teapot\r\n\r\n",
+    );
     assert_eq!(r.status, 417);
 }
 
@@ -479,18 +607,26 @@ fn body_over_max_body_is_refused_without_reading_it() {
     let server = TestServer::start(&["--max-body", "100"]);
     for expect in ["", "Expect: 100-continue\r\n"] {
         let mut s = server.connect();
-        s.write_all(format!("POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n{expect}\r\n").as_bytes())
-            .unwrap();
+        s.write_all(
+            format!("POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n{expect}\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
         // Nothing of the body is sent: the answer must come anyway, with no 100 first.
         let bytes = read_all(&mut s);
-        assert!(bytes.starts_with(b"HTTP/1.1 413 "), "{:?}", String::from_utf8_lossy(&bytes));
+        assert!(
+            bytes.starts_with(b"HTTP/1.1 413 "),
+            "{:?}",
+            String::from_utf8_lossy(&bytes)
+        );
         let rs = parse_all(&bytes, &[]);
         assert_eq!(rs.len(), 1);
         assert!(rs[0].closes());
     }
     // A chunked body that grows past the limit: 413 and close.
     let mut s = server.connect();
-    s.write_all(b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n").unwrap();
+    s.write_all(b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n")
+        .unwrap();
     let bytes = read_all(&mut s);
     let rs = parse_all(&bytes, &[]);
     assert_eq!(rs.len(), 1, "{:?}", String::from_utf8_lossy(&bytes));
@@ -512,14 +648,23 @@ fn body_over_max_body_is_refused_without_reading_it() {
 fn options() {
     let server = TestServer::start(&[]);
     for target in ["/hello.txt", "*", "/"] {
-        let r = one(&server, &format!("OPTIONS {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+        let r = one(
+            &server,
+            &format!("OPTIONS {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        );
         assert_eq!(r.status, 204, "OPTIONS {target}");
         assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
         assert!(r.body.is_empty());
-        assert!(r.header("access-control-allow-methods").is_none(), "no CORS unless --cors");
+        assert!(
+            r.header("access-control-allow-methods").is_none(),
+            "no CORS unless --cors"
+        );
     }
     // `*` is only for OPTIONS.
-    assert_eq!(server.request(b"GET * HTTP/1.1\r\nHost: t\r\n\r\n").status, 400);
+    assert_eq!(
+        server.request(b"GET * HTTP/1.1\r\nHost: t\r\n\r\n").status,
+        400
+    );
 }
 
 #[test]
@@ -528,7 +673,10 @@ fn unknown_and_disallowed_methods() {
     let r = server.request(b"BREW /pot HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(r.status, 501);
     for m in ["POST", "PUT", "DELETE", "PATCH"] {
-        let r = one(&server, &format!("{m} /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+        let r = one(
+            &server,
+            &format!("{m} /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        );
         assert_eq!(r.status, 405, "{m}");
         assert_eq!(r.header("allow"), Some("GET, HEAD, OPTIONS"));
     }
@@ -582,7 +730,8 @@ fn space_in_target_is_a_bad_request_not_a_version_error() {
     // the client speaks is HTTP/1.1, so 505 is the wrong answer.
     let server = TestServer::start(&[]);
     let mut s = server.connect();
-    s.write_all(b"GET /hel lo.txt HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /hel lo.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut s, true).unwrap();
     assert_eq!(r.status, 400);
     assert!(is_closed(&mut s));
@@ -592,15 +741,30 @@ fn space_in_target_is_a_bad_request_not_a_version_error() {
 #[test]
 fn absolute_form_is_served() {
     let server = TestServer::start(&[]);
-    for target in ["http://host/hello.txt", "HTTP://example.com:8080/hello.txt", "http://host/hello.txt?x=1"] {
-        let r = one(&server, &format!("GET {target} HTTP/1.1\r\nHost: host\r\nConnection: close\r\n\r\n"));
+    for target in [
+        "http://host/hello.txt",
+        "HTTP://example.com:8080/hello.txt",
+        "http://host/hello.txt?x=1",
+    ] {
+        let r = one(
+            &server,
+            &format!("GET {target} HTTP/1.1\r\nHost: host\r\nConnection: close\r\n\r\n"),
+        );
         assert_eq!(r.status, 200, "{target}");
         assert_eq!(r.body, b"hello world\n");
     }
-    let r = one(&server, "GET http://host HTTP/1.1\r\nHost: host\r\nConnection: close\r\n\r\n");
+    let r = one(
+        &server,
+        "GET http://host HTTP/1.1\r\nHost: host\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"<h1>index</h1>\n");
-    assert_eq!(server.request(b"GET ftp://host/hello.txt HTTP/1.1\r\nHost: t\r\n\r\n").status, 400);
+    assert_eq!(
+        server
+            .request(b"GET ftp://host/hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+            .status,
+        400
+    );
 }
 
 #[test]
@@ -608,10 +772,26 @@ fn host_header_rules() {
     let server = TestServer::start(&[]);
     let mut s = server.connect();
     s.write_all(b"GET /hello.txt HTTP/1.1\r\n\r\n").unwrap();
-    assert_eq!(read_response(&mut s, true).unwrap().status, 400, "HTTP/1.1 without Host");
+    assert_eq!(
+        read_response(&mut s, true).unwrap().status,
+        400,
+        "HTTP/1.1 without Host"
+    );
     assert!(is_closed(&mut s));
-    assert_eq!(server.request(b"GET /hello.txt HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").status, 400, "two Hosts");
-    assert_eq!(server.request(b"GET /hello.txt HTTP/1.1\r\nHost:\r\n\r\n").status, 400, "empty Host");
+    assert_eq!(
+        server
+            .request(b"GET /hello.txt HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+            .status,
+        400,
+        "two Hosts"
+    );
+    assert_eq!(
+        server
+            .request(b"GET /hello.txt HTTP/1.1\r\nHost:\r\n\r\n")
+            .status,
+        400,
+        "empty Host"
+    );
     // HTTP/1.0 needs no Host, and closes by default.
     let bytes = exchange(&server, b"GET /hello.txt HTTP/1.0\r\n\r\n");
     let rs = parse_all(&bytes, &[]);
@@ -624,12 +804,18 @@ fn host_header_rules() {
 #[test]
 fn leading_empty_lines_are_tolerated() {
     let server = TestServer::start(&[]);
-    let r = one(&server, "\r\n\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let r = one(
+        &server,
+        "\r\n\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"hello world\n");
     // Also between keep-alive requests (some clients send an extra CRLF after a body).
     let mut s = server.connect();
-    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n\r\nGET /style.css HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(
+        b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n\r\nGET /style.css HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+    .unwrap();
     assert_eq!(read_response(&mut s, true).unwrap().body, b"hello world\n");
     assert_eq!(read_response(&mut s, true).unwrap().body, b"body{}\n");
 }
@@ -654,9 +840,27 @@ fn keep_alive_and_pipelining() {
 }
 
 #[test]
+fn http_1_0_keep_alive() {
+    let server = TestServer::start(&[]);
+    let mut s = server.connect();
+    s.write_all(b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    let r = read_response(&mut s, true).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("connection").map(str::to_ascii_lowercase).as_deref(), Some("keep-alive"));
+    s.write_all(b"GET /style.css HTTP/1.0\r\n\r\n").unwrap();
+    let r = read_response(&mut s, true).unwrap();
+    assert_eq!(r.body, b"body{}\n");
+    assert!(r.closes());
+    assert!(is_closed(&mut s));
+}
+
+#[test]
 fn head_has_headers_but_no_body() {
     let server = TestServer::start(&[]);
-    let r = one(&server, "HEAD /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    let r = one(
+        &server,
+        "HEAD /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-length"), Some("12"));
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
@@ -692,7 +896,10 @@ fn cors() {
     let r = get_with(&server, "/hello.txt", "Origin: https://example.com\r\n");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
-    assert_eq!(server.get("/missing").header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        server.get("/missing").header("access-control-allow-origin"),
+        Some("*")
+    );
 
     let r = one(
         &server,
@@ -702,30 +909,56 @@ fn cors() {
     );
     assert_eq!(r.status, 204);
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
-    let methods = r.header("access-control-allow-methods").expect("Access-Control-Allow-Methods");
-    assert!(methods.contains("GET") && methods.contains("HEAD"), "{methods}");
-    assert_eq!(r.header("access-control-allow-headers"), Some("x-requested-with, range"));
+    let methods = r
+        .header("access-control-allow-methods")
+        .expect("Access-Control-Allow-Methods");
+    assert!(
+        methods.contains("GET") && methods.contains("HEAD"),
+        "{methods}"
+    );
+    assert_eq!(
+        r.header("access-control-allow-headers"),
+        Some("x-requested-with, range")
+    );
     assert!(r.header("allow").is_some());
 
     // A specific origin.
     let server = TestServer::start(&["--cors", "https://app.example"]);
     let r = server.get("/hello.txt");
-    assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example"));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
     assert_eq!(r.header("vary"), Some("Origin"));
 }
 
 #[test]
 fn cache_control_and_extra_headers() {
-    let server = TestServer::start(&["--cache-control", "max-age=60", "--header", "X-Test: 1", "--header", "X-Other: a b"]);
+    let server = TestServer::start(&[
+        "--cache-control",
+        "max-age=60",
+        "--header",
+        "X-Test: 1",
+        "--header",
+        "X-Other: a b",
+    ]);
     let r = server.get("/hello.txt");
     assert_eq!(r.status, 200);
     assert_eq!(r.header("cache-control"), Some("max-age=60"));
     assert_eq!(r.header("x-test"), Some("1"));
     assert_eq!(r.header("x-other"), Some("a b"));
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    let r = get_with(&server, "/hello.txt", &format!("If-None-Match: {}\r\n", r.header("etag").unwrap()));
+    let r = get_with(
+        &server,
+        "/hello.txt",
+        &format!("If-None-Match: {}\r\n", r.header("etag").unwrap()),
+    );
     assert_eq!(r.status, 304);
-    assert_eq!(r.header("cache-control"), Some("max-age=60"), "a 304 repeats Cache-Control");
+    assert_eq!(
+        r.header("cache-control"),
+        Some("max-age=60"),
+        "a 304 repeats Cache-Control"
+    );
     let r = server.get("/missing");
     assert_eq!(r.status, 404);
     assert_eq!(r.header("x-test"), Some("1"));
