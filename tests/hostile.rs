@@ -266,6 +266,7 @@ fn a_well_framed_body_is_not_a_request() {
     assert!(closed);
     let statuses: Vec<u16> = parse_all(&bytes).iter().map(|r| r.status).collect();
     assert_eq!(statuses, [405, 405, 200]);
+    server.assert_alive();
 }
 
 // ---------------------------------------------------------------------------
@@ -433,6 +434,7 @@ fn many_pipelined_requests_are_all_answered_in_order() {
         };
         assert_eq!(r.body, want, "response {i} out of order");
     }
+    server.assert_alive();
 }
 
 // ---------------------------------------------------------------------------
@@ -503,6 +505,7 @@ fn paths_decode_exactly_once() {
         200,
         "the query is not a path"
     );
+    server.assert_alive();
 }
 
 fn symlink_site(root: &Path, outside: &Path) {
@@ -554,6 +557,7 @@ fn follow_symlinks_serves_links_out_of_the_root() {
     assert_eq!(server.get("/in.txt").body, b"hello world\n");
     // Still no climbing out with `..` in the request.
     assert_eq!(server.get("/../hello.txt").status, 400);
+    server.assert_alive();
 }
 
 #[test]
@@ -813,6 +817,7 @@ fn a_trickled_body_is_cut_off() {
     }
     let took = t.elapsed();
     assert!(closed && took < Duration::from_secs(6), "a trickled body held the connection for {took:?}");
+    server.assert_alive();
 }
 
 #[test]
@@ -855,6 +860,7 @@ fn idle_connections_time_out() {
         took >= Duration::from_millis(1500) && took <= Duration::from_millis(4500),
         "silent client closed after {took:?}"
     );
+    server.assert_alive();
 }
 
 #[test]
@@ -941,6 +947,7 @@ fn a_slow_but_steady_reader_is_not_cut_off() {
         "the read should outlast --timeout"
     );
     assert!(got > 12 << 20, "got {got} of {} bytes", 12 << 20);
+    server.assert_alive();
 }
 
 // ---------------------------------------------------------------------------
@@ -1035,6 +1042,7 @@ fn half_closed_client_gets_every_pipelined_answer() {
     assert!(closed);
     let statuses: Vec<u16> = parse_all(&bytes).iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 200, 200]);
+    server.assert_alive();
 }
 
 /// `n` pipelined GETs padded with a filler header to exactly `total` bytes.
@@ -1158,6 +1166,8 @@ fn max_conns_answers_503_and_recovers() {
         .unwrap();
     assert_eq!(read_response(&mut extra, true).unwrap().body, b"body{}\n");
     drop((idle, more, extra));
+    thread::sleep(Duration::from_millis(300));
+    server.assert_alive();
 }
 
 /// The test process's open-files soft limit.

@@ -328,6 +328,7 @@ fn range_site(root: &Path) {
     // Larger than the in-memory threshold, so it is sent from disk.
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(root.join("big.bin"), big).unwrap();
+    std::fs::write(root.join("zero.txt"), b"").unwrap();
 }
 
 fn ranged(server: &TestServer, path: &str, range: &str) -> Response {
@@ -378,6 +379,12 @@ fn unsatisfiable_and_ignored_ranges() {
         assert_eq!(r.status, 416, "{range}");
         assert_eq!(r.header("content-range"), Some("bytes */20"), "{range}");
     }
+    // Nothing of an empty file is satisfiable.
+    for range in ["bytes=0-0", "bytes=-5", "bytes=0-"] {
+        let r = ranged(&server, "/zero.txt", range);
+        assert_eq!(r.status, 416, "empty file, {range}");
+        assert_eq!(r.header("content-range"), Some("bytes */0"));
+    }
     // Syntactically invalid Range headers are ignored: the whole file.
     for range in ["bytes=5-2", "bytes=a-b", "items=0-1", "bytes=", "0-4"] {
         let r = ranged(&server, "/digits.txt", range);
@@ -407,6 +414,20 @@ fn multiple_ranges_give_the_whole_file() {
     let r = ranged(&server, "/digits.txt", "bytes=0-1, 500-600");
     assert_eq!(r.status, 206);
     assert_eq!(r.body, b"01");
+}
+
+#[test]
+fn preconditions_come_before_ranges() {
+    let server = TestServer::start_with(&[], range_site);
+    let etag = server.get("/digits.txt").header("etag").unwrap().to_string();
+    let r = get_with(&server, "/digits.txt", &format!("Range: bytes=0-4\r\nIf-None-Match: {etag}\r\n"));
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    let r = get_with(&server, "/digits.txt", "Range: bytes=0-4\r\nIf-Match: \"other\"\r\n");
+    assert_eq!(r.status, 412);
+    let r = get_with(&server, "/digits.txt", &format!("Range: bytes=0-4\r\nIf-Match: {etag}\r\n"));
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, b"01234");
 }
 
 #[test]
