@@ -160,6 +160,22 @@ fn etag_is_strong_and_stable_across_requests_and_restarts() {
 }
 
 #[test]
+fn etag_changes_when_the_file_changes() {
+    let server = TestServer::start(&[]);
+    let before = server.get("/hello.txt");
+    let old = before.header("etag").unwrap().to_string();
+    // Past the server's one-second trust in its cached entry.
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(server.path("hello.txt"), b"HELLO WORLD\n").unwrap();
+    let after = server.get("/hello.txt");
+    assert_eq!(after.body, b"HELLO WORLD\n");
+    assert_ne!(after.header("etag"), Some(old.as_str()), "same-size rewrite kept the ETag");
+    let r = get_with(&server, "/hello.txt", &format!("If-None-Match: {old}\r\n"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"HELLO WORLD\n");
+}
+
+#[test]
 fn if_none_match_gives_304_without_body() {
     let server = TestServer::start_with(&[], dated_site);
     let etag = server.get("/hello.txt").header("etag").unwrap().to_string();
