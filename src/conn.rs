@@ -152,6 +152,8 @@ pub struct Conn {
     pub out: Outgoing,
     /// Close after the current response.
     pub close_after: bool,
+    /// The client may still be sending bytes we will not read (a refused body).
+    pub unread_input: bool,
     /// The peer has shut down its sending side (read returned 0).
     pub eof: bool,
     /// Registered with epoll yet (a connection served straight from accept is not).
@@ -177,6 +179,7 @@ impl Conn {
             phase: Phase::Head,
             out: Outgoing::default(),
             close_after: false,
+            unread_input: false,
             eof: false,
             registered: false,
             timer: false,

@@ -441,7 +441,12 @@ impl Reactor {
             return;
         }
         let Some(q) = &self.queue else { return };
-        let parts = self.shared.settings.workers.min(n.div_ceil(MIN_BATCH)).max(1);
+        let parts = self
+            .shared
+            .settings
+            .workers
+            .min(n.div_ceil(MIN_BATCH))
+            .max(1);
         let size = n.div_ceil(parts);
         self.shared.queued.fetch_add(n, Ordering::Relaxed);
         let mut failed = Vec::new();

@@ -134,11 +134,11 @@ impl Worker {
                             c.out.pos = 0;
                             c.out.body = Body::Empty;
                             if c.close_after || self.shared.draining.load(Ordering::Relaxed) {
-                                return if c.buf.is_empty() && !c.eof {
-                                    Next::Close
-                                } else {
-                                    Next::Linger
-                                };
+                                // Unread input (a body we refused, bytes after a bad
+                                // head) would turn close into a reset that can destroy
+                                // the response: shut down writing and drain it first.
+                                let unread = c.unread_input || (!c.buf.is_empty() && !c.eof);
+                                return if unread { Next::Linger } else { Next::Close };
                             }
                             c.phase = Phase::Head;
                             if c.buf.is_empty() {
@@ -206,7 +206,7 @@ impl Worker {
                         self.log_access(&c.peer, None, &plan);
                         // The rest of the body is unread: never parse it as a request.
                         c.buf.clear();
-                        c.eof = false;
+                        c.unread_input = true;
                         self.apply(c, plan);
                     }
                 },
@@ -229,7 +229,7 @@ impl Worker {
             // Unread body bytes may follow: answer, then linger instead of parsing them.
             c.buf.clear();
             c.phase = Phase::Write;
-            c.eof = false;
+            c.unread_input = true;
             return;
         }
         c.phase = match plan.request_body {
