@@ -527,11 +527,20 @@ fn directory_redirects_stay_on_this_host() {
         populate(root);
         std::fs::create_dir_all(root.join("evil.example")).unwrap();
     });
-    for path in ["//evil.example", "///evil.example", "//evil.example?x=1", "/./sub", "//sub"] {
+    for path in [
+        "//evil.example",
+        "///evil.example",
+        "//evil.example?x=1",
+        "/./sub",
+        "//sub",
+    ] {
         let r = server.get(path);
         assert_eq!(r.status, 301, "{path}");
         let location = r.header("location").unwrap();
-        assert!(location.starts_with('/') && !location.starts_with("//"), "{path} -> Location: {location}");
+        assert!(
+            location.starts_with('/') && !location.starts_with("//"),
+            "{path} -> Location: {location}"
+        );
         assert!(!location.contains('\\'), "{path} -> Location: {location}");
     }
     server.assert_alive();
@@ -783,7 +792,12 @@ fn slowloris_is_cut_off_while_others_are_served() {
 /// CPU time (user + system, in clock ticks) the process has used.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
@@ -803,9 +817,15 @@ fn a_flood_of_empty_lines_is_refused_promptly() {
     let took = t.elapsed();
     let cpu = cpu_ticks(pid) - cpu_before;
     let status = r.map(|r| r.status).map_err(|e| e.to_string());
-    assert!(matches!(status, Ok(400) | Ok(431)), "got {status:?} after {took:?}");
+    assert!(
+        matches!(status, Ok(400) | Ok(431)),
+        "got {status:?} after {took:?}"
+    );
     assert!(took < Duration::from_secs(1), "answered after {took:?}");
-    assert!(cpu < 50, "the server burnt {cpu} ticks of CPU on one connection");
+    assert!(
+        cpu < 50,
+        "the server burnt {cpu} ticks of CPU on one connection"
+    );
     server.assert_alive();
 }
 
@@ -817,8 +837,10 @@ fn a_trickled_body_is_cut_off() {
     // request; a body sent a byte every 300 ms never completes in time.
     let server = TestServer::start(&["--header-timeout", "2", "--timeout", "3"]);
     let mut s = server.connect();
-    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    s.write_all(b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    s.write_all(b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
     let t = Instant::now();
     let mut buf = [0u8; 512];
     let mut closed = false;
@@ -834,7 +856,10 @@ fn a_trickled_body_is_cut_off() {
         }
     }
     let took = t.elapsed();
-    assert!(closed && took < Duration::from_secs(6), "a trickled body held the connection for {took:?}");
+    assert!(
+        closed && took < Duration::from_secs(6),
+        "a trickled body held the connection for {took:?}"
+    );
     server.assert_alive();
 }
 
@@ -1026,10 +1051,16 @@ fn a_file_that_shrinks_while_it_is_sent_ends_the_connection() {
         std::fs::write(root.join("shrink.bin"), vec![1u8; 32 << 20]).unwrap();
     });
     let mut s = server.connect();
-    s.write_all(b"GET /shrink.bin HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /shrink.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let mut buf = vec![0u8; 1 << 20];
     s.read_exact(&mut buf).unwrap();
-    std::fs::OpenOptions::new().write(true).open(server.path("shrink.bin")).unwrap().set_len(2 << 20).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(server.path("shrink.bin"))
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
     // The promised length can no longer be sent: the connection must end (not hang
     // until the timeout, and not carry on with other bytes).
     let t = Instant::now();
@@ -1038,7 +1069,10 @@ fn a_file_that_shrinks_while_it_is_sent_ends_the_connection() {
     assert!(closed, "still open after {:?}", t.elapsed());
     assert!(t.elapsed() < Duration::from_secs(3));
     assert!(buf.len() + rest.len() < 32 << 20);
-    assert!(rest.iter().all(|&b| b == 1 || b == 0), "bytes that are not the file's");
+    assert!(
+        rest.iter().all(|&b| b == 1 || b == 0),
+        "bytes that are not the file's"
+    );
     server.assert_alive();
 }
 
@@ -1151,6 +1185,34 @@ fn nothing_is_answered_after_connection_close() {
     server.assert_alive();
 }
 
+#[test]
+fn access_log_lines_cannot_be_forged() {
+    let server = TestServer::start(&[]);
+    let r = server.request(
+        "GET /hello.txt?q=%22x%22 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\
+         User-Agent: evil\" 200 1 \"-\" \"forged\\ \u{e9}\r\nReferer: http://r/\"\r\n\r\n"
+            .as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    // The log is written in batches: wait (bounded) for the line.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = server.log("access.log");
+        if log.contains("evil") {
+            break log;
+        }
+        assert!(Instant::now() < deadline, "no access-log line; log: {log:?}");
+        thread::sleep(Duration::from_millis(50));
+    };
+    let line = log.lines().find(|l| l.contains("evil")).unwrap();
+    assert_eq!(log.lines().filter(|l| l.contains("forged")).count(), 1);
+    // Request, referer and user agent: exactly six quote characters remain unescaped.
+    assert_eq!(line.matches('"').count(), 6, "{line}");
+    assert!(line.contains("evil\\x22 200 1 \\x22-\\x22 \\x22forged\\x5C \\xC3\\xA9\""), "{line}");
+    assert!(line.contains("\"http://r/\\x22\""), "{line}");
+    server.assert_alive();
+}
+
 // ---------------------------------------------------------------------------
 // resource exhaustion
 // ---------------------------------------------------------------------------
@@ -1225,10 +1287,17 @@ fn max_conns_recovers_when_idle_clients_time_out() {
             break;
         }
         assert_eq!(r.status, 503);
-        assert!(start.elapsed() < Duration::from_secs(6), "still refused after {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(6),
+            "still refused after {:?}",
+            start.elapsed()
+        );
         thread::sleep(Duration::from_millis(200));
     }
-    assert!(start.elapsed() > Duration::from_millis(1000), "served too soon: the limit was not in force");
+    assert!(
+        start.elapsed() > Duration::from_millis(1000),
+        "served too soon: the limit was not in force"
+    );
     drop(held);
     server.assert_alive();
 }

@@ -169,7 +169,11 @@ fn etag_changes_when_the_file_changes() {
     std::fs::write(server.path("hello.txt"), b"HELLO WORLD\n").unwrap();
     let after = server.get("/hello.txt");
     assert_eq!(after.body, b"HELLO WORLD\n");
-    assert_ne!(after.header("etag"), Some(old.as_str()), "same-size rewrite kept the ETag");
+    assert_ne!(
+        after.header("etag"),
+        Some(old.as_str()),
+        "same-size rewrite kept the ETag"
+    );
     let r = get_with(&server, "/hello.txt", &format!("If-None-Match: {old}\r\n"));
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"HELLO WORLD\n");
@@ -435,13 +439,29 @@ fn multiple_ranges_give_the_whole_file() {
 #[test]
 fn preconditions_come_before_ranges() {
     let server = TestServer::start_with(&[], range_site);
-    let etag = server.get("/digits.txt").header("etag").unwrap().to_string();
-    let r = get_with(&server, "/digits.txt", &format!("Range: bytes=0-4\r\nIf-None-Match: {etag}\r\n"));
+    let etag = server
+        .get("/digits.txt")
+        .header("etag")
+        .unwrap()
+        .to_string();
+    let r = get_with(
+        &server,
+        "/digits.txt",
+        &format!("Range: bytes=0-4\r\nIf-None-Match: {etag}\r\n"),
+    );
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
-    let r = get_with(&server, "/digits.txt", "Range: bytes=0-4\r\nIf-Match: \"other\"\r\n");
+    let r = get_with(
+        &server,
+        "/digits.txt",
+        "Range: bytes=0-4\r\nIf-Match: \"other\"\r\n",
+    );
     assert_eq!(r.status, 412);
-    let r = get_with(&server, "/digits.txt", &format!("Range: bytes=0-4\r\nIf-Match: {etag}\r\n"));
+    let r = get_with(
+        &server,
+        "/digits.txt",
+        &format!("Range: bytes=0-4\r\nIf-Match: {etag}\r\n"),
+    );
     assert_eq!(r.status, 206);
     assert_eq!(r.body, b"01234");
 }
@@ -880,10 +900,16 @@ fn keep_alive_and_pipelining() {
 fn http_1_0_keep_alive() {
     let server = TestServer::start(&[]);
     let mut s = server.connect();
-    s.write_all(b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+    s.write_all(b"GET /hello.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut s, true).unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("connection").map(str::to_ascii_lowercase).as_deref(), Some("keep-alive"));
+    assert_eq!(
+        r.header("connection")
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("keep-alive")
+    );
     s.write_all(b"GET /style.css HTTP/1.0\r\n\r\n").unwrap();
     let r = read_response(&mut s, true).unwrap();
     assert_eq!(r.body, b"body{}\n");
@@ -902,7 +928,25 @@ fn head_has_headers_but_no_body() {
     assert_eq!(r.header("content-length"), Some("12"));
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert!(r.header("etag").is_some());
-    assert!(r.header("date").is_some());
+    let date = httpdate::parse_http_date(r.header("date").expect("Date")).expect("an HTTP date");
+    let skew = date.duration_since(SystemTime::now()).unwrap_or_else(|e| e.duration());
+    assert!(skew < Duration::from_secs(5), "Date is {skew:?} off");
+
+    // Error and redirect answers to HEAD carry no body either: a request pipelined
+    // behind each one is answered cleanly.
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(
+        b"HEAD /missing HTTP/1.1\r\nHost: t\r\n\r\nHEAD /sub HTTP/1.1\r\nHost: t\r\n\r\n\
+          HEAD /empty/ HTTP/1.1\r\nHost: t\r\n\r\nPOST /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let rs = parse_all(&read_all(&mut s), &[true, true, true, false, false]);
+    let statuses: Vec<u16> = rs.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [404, 301, 403, 405, 200]);
+    assert!(rs[0].header("content-length").is_some_and(|l| l != "0"), "HEAD announces the page length");
+    assert_eq!(rs[4].body, b"hello world\n");
 }
 
 #[test]
