@@ -1201,14 +1201,20 @@ fn access_log_lines_cannot_be_forged() {
         if log.contains("evil") {
             break log;
         }
-        assert!(Instant::now() < deadline, "no access-log line; log: {log:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no access-log line; log: {log:?}"
+        );
         thread::sleep(Duration::from_millis(50));
     };
     let line = log.lines().find(|l| l.contains("evil")).unwrap();
     assert_eq!(log.lines().filter(|l| l.contains("forged")).count(), 1);
     // Request, referer and user agent: exactly six quote characters remain unescaped.
     assert_eq!(line.matches('"').count(), 6, "{line}");
-    assert!(line.contains("evil\\x22 200 1 \\x22-\\x22 \\x22forged\\x5C \\xC3\\xA9\""), "{line}");
+    assert!(
+        line.contains("evil\\x22 200 1 \\x22-\\x22 \\x22forged\\x5C \\xC3\\xA9\""),
+        "{line}"
+    );
     assert!(line.contains("\"http://r/\\x22\""), "{line}");
     server.assert_alive();
 }

@@ -8,8 +8,14 @@ use hearth::http::request::{parse, BodyKind, Limits, Parsed, Reject};
 use hearth::http::Status;
 use proptest::prelude::*;
 
-const LIMITS: Limits = Limits { max_uri: 8 * 1024, max_header: 16 * 1024 };
-const SMALL: Limits = Limits { max_uri: 64, max_header: 256 };
+const LIMITS: Limits = Limits {
+    max_uri: 8 * 1024,
+    max_header: 16 * 1024,
+};
+const SMALL: Limits = Limits {
+    max_uri: 64,
+    max_header: 256,
+};
 
 // ---------------------------------------------------------------------------
 // request heads
@@ -123,19 +129,30 @@ fn request_like() -> impl Strategy<Value = (Vec<u8>, Vec<(String, String)>)> {
 
 /// A well-formed GET head.
 fn valid_request() -> impl Strategy<Value = Vec<u8>> {
-    ("/[a-z0-9./-]{0,30}", prop::collection::vec(("X-[A-Za-z]{1,10}", "[!-~]{0,20}"), 0..10)).prop_map(|(t, hs)| {
-        let mut s = format!("GET {t} HTTP/1.1\r\nHost: example\r\n");
-        for (n, v) in hs {
-            s.push_str(&format!("{n}: {v}\r\n"));
-        }
-        s.push_str("\r\n");
-        s.into_bytes()
-    })
+    (
+        "/[a-z0-9./-]{0,30}",
+        prop::collection::vec(("X-[A-Za-z]{1,10}", "[!-~]{0,20}"), 0..10),
+    )
+        .prop_map(|(t, hs)| {
+            let mut s = format!("GET {t} HTTP/1.1\r\nHost: example\r\n");
+            for (n, v) in hs {
+                s.push_str(&format!("{n}: {v}\r\n"));
+            }
+            s.push_str("\r\n");
+            s.into_bytes()
+        })
 }
 
 fn check_complete_invariants(buf: &[u8], limits: &Limits) {
-    let Ok(Parsed::Complete(h)) = parse(buf, limits) else { return };
-    assert!(h.len <= buf.len(), "head length {} beyond the buffer {}", h.len, buf.len());
+    let Ok(Parsed::Complete(h)) = parse(buf, limits) else {
+        return;
+    };
+    assert!(
+        h.len <= buf.len(),
+        "head length {} beyond the buffer {}",
+        h.len,
+        buf.len()
+    );
     let head = &buf[..h.len];
     assert!(head.ends_with(b"\r\n\r\n"), "{head:?}");
     assert!(crlf_only(head), "bare CR or LF accepted: {head:?}");
@@ -144,19 +161,37 @@ fn check_complete_invariants(buf: &[u8], limits: &Limits) {
     while head[skip..].starts_with(b"\r\n") {
         skip += 2;
     }
-    assert!(h.len - skip <= limits.max_header, "head of {} bytes over the limit", h.len - skip);
+    assert!(
+        h.len - skip <= limits.max_header,
+        "head of {} bytes over the limit",
+        h.len - skip
+    );
     let line = head[skip..].iter().position(|&b| b == b'\n').unwrap();
-    assert!(line <= limits.max_uri, "request line of {line} bytes over the limit");
+    assert!(
+        line <= limits.max_uri,
+        "request line of {line} bytes over the limit"
+    );
     assert!(h.minor <= 1);
     assert!(!h.target.is_empty());
     // Obs-fold is never accepted: no header line starts with whitespace.
     for line in head.split(|&b| b == b'\n').skip(1) {
-        assert!(!line.starts_with(b" ") && !line.starts_with(b"\t"), "obs-fold accepted: {head:?}");
+        assert!(
+            !line.starts_with(b" ") && !line.starts_with(b"\t"),
+            "obs-fold accepted: {head:?}"
+        );
     }
     let text = String::from_utf8_lossy(head).to_ascii_lowercase();
-    let count = |name: &str| text.split("\r\n").filter(|l| l.starts_with(&format!("{name}:"))).count();
+    let count = |name: &str| {
+        text.split("\r\n")
+            .filter(|l| l.starts_with(&format!("{name}:")))
+            .count()
+    };
     if h.minor == 1 {
-        assert_eq!(count("host"), 1, "HTTP/1.1 needs exactly one Host: {text:?}");
+        assert_eq!(
+            count("host"),
+            1,
+            "HTTP/1.1 needs exactly one Host: {text:?}"
+        );
     }
     match h.body {
         BodyKind::Length(n) => {
@@ -175,7 +210,11 @@ fn check_complete_invariants(buf: &[u8], limits: &Limits) {
                 .filter(|c| !c.is_empty())
                 .collect();
             assert_eq!(te.last(), Some(&"chunked"), "{text:?}");
-            assert_eq!(te.iter().filter(|c| **c == "chunked").count(), 1, "{text:?}");
+            assert_eq!(
+                te.iter().filter(|c| **c == "chunked").count(),
+                1,
+                "{text:?}"
+            );
         }
         BodyKind::None => {
             assert_eq!(count("transfer-encoding"), 0, "{text:?}");
@@ -259,7 +298,10 @@ fn path_like() -> impl Strategy<Value = String> {
         1 => "%[0-9a-zA-Z]{0,2}",
         1 => "[^/]{1,3}",
     ];
-    (prop::bool::weighted(0.9), prop::collection::vec(piece, 0..16))
+    (
+        prop::bool::weighted(0.9),
+        prop::collection::vec(piece, 0..16),
+    )
         .prop_map(|(slash, ps)| format!("{}{}", if slash { "/" } else { "" }, ps.concat()))
 }
 
@@ -291,15 +333,31 @@ fn check_normalized(input: &str) {
     for seg in out.split('/') {
         assert!(seg != ".." && seg != ".", "{input:?} -> {out:?}");
     }
-    assert!(!out.contains('\0') && !out.contains('\\'), "{input:?} -> {out:?}");
-    assert!(!out.chars().any(|c| c.is_ascii_control()), "{input:?} -> {out:?}");
+    assert!(
+        !out.contains('\0') && !out.contains('\\'),
+        "{input:?} -> {out:?}"
+    );
+    assert!(
+        !out.chars().any(|c| c.is_ascii_control()),
+        "{input:?} -> {out:?}"
+    );
     let lower = input.to_ascii_lowercase();
-    assert!(!lower.contains("%2f") && !lower.contains("%00") && !input.contains('\0'), "{input:?} accepted as {out:?}");
-    assert!(!lower.contains("%5c") && !input.contains('\\'), "{input:?} accepted as {out:?}");
+    assert!(
+        !lower.contains("%2f") && !lower.contains("%00") && !input.contains('\0'),
+        "{input:?} accepted as {out:?}"
+    );
+    assert!(
+        !lower.contains("%5c") && !input.contains('\\'),
+        "{input:?} accepted as {out:?}"
+    );
     assert!(input.starts_with('/'));
     // Normalising the result again changes nothing (when no escape survived).
     if !out.contains('%') {
-        assert_eq!(norm(&format!("/{out}")).as_deref(), Ok(out.as_str()), "{input:?}");
+        assert_eq!(
+            norm(&format!("/{out}")).as_deref(),
+            Ok(out.as_str()),
+            "{input:?}"
+        );
     }
 }
 
@@ -356,7 +414,11 @@ proptest! {
 fn encode(chunks: &[Vec<u8>], ext: bool, trailers: &[(String, String)], upper: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for c in chunks {
-        let size = if upper { format!("{:X}", c.len()) } else { format!("{:x}", c.len()) };
+        let size = if upper {
+            format!("{:X}", c.len())
+        } else {
+            format!("{:x}", c.len())
+        };
         out.extend_from_slice(size.as_bytes());
         if ext {
             out.extend_from_slice(b";name=\"v a l\";x");

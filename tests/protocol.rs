@@ -929,7 +929,9 @@ fn head_has_headers_but_no_body() {
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert!(r.header("etag").is_some());
     let date = httpdate::parse_http_date(r.header("date").expect("Date")).expect("an HTTP date");
-    let skew = date.duration_since(SystemTime::now()).unwrap_or_else(|e| e.duration());
+    let skew = date
+        .duration_since(SystemTime::now())
+        .unwrap_or_else(|e| e.duration());
     assert!(skew < Duration::from_secs(5), "Date is {skew:?} off");
 
     // Error and redirect answers to HEAD carry no body either: a request pipelined
@@ -945,7 +947,10 @@ fn head_has_headers_but_no_body() {
     let rs = parse_all(&read_all(&mut s), &[true, true, true, false, false]);
     let statuses: Vec<u16> = rs.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [404, 301, 403, 405, 200]);
-    assert!(rs[0].header("content-length").is_some_and(|l| l != "0"), "HEAD announces the page length");
+    assert!(
+        rs[0].header("content-length").is_some_and(|l| l != "0"),
+        "HEAD announces the page length"
+    );
     assert_eq!(rs[4].body, b"hello world\n");
 }
 
