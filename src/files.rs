@@ -99,6 +99,26 @@ pub fn normalize(path: &str, scratch: &mut Vec<u8>, out: &mut String) -> Result<
     Ok(())
 }
 
+/// Characters escaped when a path is written back into a URL or an HTML attribute.
+const PATH_ESCAPES: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'&')
+    .add(b'\'')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Percent-encodes a normalised path for a `Location` header or a link.
+pub fn encode_path(path: &str) -> percent_encoding::PercentEncode<'_> {
+    utf8_percent_encode(path, PATH_ESCAPES)
+}
+
 /// True if a segment of the normalised path is hidden (`.git`, `.env`); `.well-known`
 /// stays reachable for ACME and similar protocols.
 pub fn is_hidden(rel: &str) -> bool {
@@ -428,14 +448,6 @@ impl Files {
     }
 
     fn listing(&self, rel: &str) -> io::Result<Vec<u8>> {
-        const SEGMENT: &AsciiSet = &CONTROLS
-            .add(b' ')
-            .add(b'"')
-            .add(b'#')
-            .add(b'%')
-            .add(b'<')
-            .add(b'>')
-            .add(b'?');
         let dir = self.root.join(rel);
         let mut names: Vec<(String, bool, u64)> = std::fs::read_dir(&dir)?
             .filter_map(Result::ok)
@@ -453,7 +465,7 @@ impl Files {
         let mut page = format!("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n<body><h1>Index of {title}</h1><hr><pre>\n<a href=\"../\">../</a>\n");
         for (name, is_dir, len) in names {
             let slash = if is_dir { "/" } else { "" };
-            let href = utf8_percent_encode(&name, SEGMENT);
+            let href = encode_path(&name);
             let shown = html_escape(&name);
             if is_dir {
                 let _ = writeln!(page, "<a href=\"{href}{slash}\">{shown}{slash}</a>");

@@ -410,8 +410,9 @@ impl Reactor {
                 Phase::Head if was_empty && conn.registered => {
                     conn.deadline = now + s.header_timeout_ms;
                 }
-                Phase::Head => {}
-                _ => conn.deadline = now + s.timeout_ms,
+                // A body must arrive whole within --timeout of its head (set when the
+                // body phase begins), however it trickles in; lingering has its own limit.
+                _ => {}
             }
             return self.dispatch(conn);
         }

@@ -232,6 +232,9 @@ impl Worker {
             c.unread_input = true;
             return;
         }
+        if plan.request_body != BodyKind::None {
+            c.deadline = clock::now_ms() + self.shared.settings.timeout_ms;
+        }
         c.phase = match plan.request_body {
             BodyKind::None => Phase::Write,
             BodyKind::Length(n) => Phase::Body { remaining: n },
@@ -341,7 +344,10 @@ impl Worker {
     fn route(&mut self, peer: &SocketAddr, eof: bool, h: &Head<'_>) -> Plan {
         let shared = self.shared.clone();
         let s = &shared.settings;
-        let close = !h.keep_alive || eof || shared.draining.load(Ordering::Relaxed);
+        // A half-closed client (eof) still gets every buffered request answered; the
+        // connection closes once they are, without forcing close on this response.
+        let _ = eof;
+        let close = !h.keep_alive || shared.draining.load(Ordering::Relaxed);
         let head_only = h.method == Method::Head;
         if h.expect_other {
             return self
@@ -437,8 +443,14 @@ impl Worker {
         match self.shared.files.lookup(&self.path) {
             Lookup::File(entry) => self.entry(h, &entry, close),
             Lookup::Redirect => {
-                let mut location = Vec::with_capacity(path.len() + 2 + query.map_or(0, str::len));
-                location.extend_from_slice(path.as_bytes());
+                // Built from the normalised path, so `//host`-style targets cannot turn
+                // the redirect into one to another site.
+                let mut location =
+                    Vec::with_capacity(self.path.len() + 8 + query.map_or(0, str::len));
+                location.push(b'/');
+                for part in files::encode_path(&self.path) {
+                    location.extend_from_slice(part.as_bytes());
+                }
                 location.push(b'/');
                 if let Some(q) = query {
                     location.push(b'?');

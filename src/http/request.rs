@@ -113,6 +113,26 @@ fn classify(method: &str) -> Option<Method> {
     })
 }
 
+/// Header fields the server acts on.
+const KNOWN: [&str; 16] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "expect",
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "if-unmodified-since",
+    "range",
+    "if-range",
+    "origin",
+    "access-control-request-method",
+    "access-control-request-headers",
+    "referer",
+    "user-agent",
+];
+
 /// Every LF must follow a CR and every CR must precede an LF (RFC 9112 §2.2 lets a
 /// server reject bare CR and LF; accepting them invites request smuggling).
 fn line_endings_ok(head: &[u8]) -> bool {
@@ -145,6 +165,10 @@ fn version_status(buf: &[u8]) -> Status {
         .position(|&b| b == b'\r' || b == b'\n')
         .unwrap_or(buf.len());
     let line = &buf[..line_end];
+    // method SP target SP version: anything else is a malformed line, not a version.
+    if line.split(|&b| b == b' ').count() != 3 {
+        return Status::BadRequest;
+    }
     let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
     let well_formed = version.len() == 8
         && version.starts_with(b"HTTP/")
@@ -169,12 +193,14 @@ fn parse_length(v: &[u8]) -> Option<u64> {
 }
 
 /// Checks limits on what is buffered so far when no whole head is there yet.
-fn partial_limits(buf: &[u8], limits: &Limits) -> Result<(), Reject> {
-    let line_len = buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len());
+/// `skipped` empty lines before the request line count towards the head size, so a
+/// flood of CRLFs is refused like any other oversized head.
+fn partial_limits(data: &[u8], skipped: usize, limits: &Limits) -> Result<(), Reject> {
+    let line_len = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
     if line_len > limits.max_uri {
         return Err(Reject(Status::UriTooLong));
     }
-    if buf.len() > limits.max_header {
+    if skipped + data.len() > limits.max_header {
         return Err(Reject(Status::HeaderFieldsTooLarge));
     }
     Ok(())
@@ -189,14 +215,14 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Reject> {
     let n = match req.parse(data) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
-            partial_limits(data, limits)?;
+            partial_limits(data, skip, limits)?;
             return Ok(Parsed::Partial);
         }
         Err(httparse::Error::TooManyHeaders) => return Err(Reject(Status::HeaderFieldsTooLarge)),
         Err(httparse::Error::Version) => return Err(Reject(version_status(data))),
         Err(_) => {
             // An over-long line can also trip the parser; report the limit first.
-            partial_limits(data, limits)?;
+            partial_limits(data, skip, limits)?;
             return Err(Reject(Status::BadRequest));
         }
     };
@@ -205,7 +231,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Reject> {
     if line_len > limits.max_uri {
         return Err(Reject(Status::UriTooLong));
     }
-    if n > limits.max_header {
+    if skip + n > limits.max_header {
         return Err(Reject(Status::HeaderFieldsTooLarge));
     }
     if !line_endings_ok(head_bytes) {
@@ -248,10 +274,15 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Reject> {
     let bad = Reject(Status::BadRequest);
     for h in req.headers.iter() {
         let name = h.name;
-        // httparse allows obs-text; header values we read must be text.
-        let value = std::str::from_utf8(h.value)
-            .map_err(|_| bad)?
-            .trim_matches([' ', '\t']);
+        // httparse allows obs-text (bytes over 0x7f) in values. Fields only logged
+        // keep it out of the log; fields the server acts on must be text.
+        let logged_only = eq_ci(name, "user-agent") || eq_ci(name, "referer");
+        let value = match std::str::from_utf8(h.value) {
+            Ok(v) => v.trim_matches([' ', '\t']),
+            Err(_) if logged_only => continue,
+            Err(_) if !KNOWN.iter().any(|k| eq_ci(name, k)) => continue,
+            Err(_) => return Err(bad),
+        };
         if eq_ci(name, "host") {
             hosts += 1;
             if value.is_empty() && minor == 1 {
@@ -376,6 +407,9 @@ mod tests {
             (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", Err(VersionNotSupported)),
             (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Err(VersionNotSupported)),
             (b"GET / HTTX/1.1\r\nHost: a\r\n\r\n", Err(BadRequest)),
+            (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", Err(BadRequest)),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: caf\xe9\r\n\r\n", Ok("complete")),
+            (b"GET / HTTP/1.1\r\nHost: a\xe9\r\n\r\n", Err(BadRequest)),
             (b"BREW / HTTP/1.1\r\nHost: a\r\n\r\n", Err(NotImplemented)),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", Err(BadRequest)),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n", Err(BadRequest)),
@@ -406,6 +440,8 @@ mod tests {
             big.extend_from_slice(b"X-Pad: aaaaaaaaaaaaaaaa\r\n");
         }
         assert_eq!(status_of(&big), Err(Status::HeaderFieldsTooLarge));
+        let crlfs = b"\r\n".repeat(200);
+        assert_eq!(status_of(&crlfs), Err(Status::HeaderFieldsTooLarge));
     }
 
     #[test]
