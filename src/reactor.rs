@@ -60,6 +60,8 @@ pub struct Reactor {
     timers: BinaryHeap<Reverse<(u64, Token)>>,
     accept_paused_until: Option<u64>,
     listener_registered: bool,
+    /// Accepting failed for lack of descriptors or memory and has not succeeded since.
+    accept_starved: bool,
     grace_deadline: Option<u64>,
     overload: Vec<u8>,
     scratch: Vec<u8>,
@@ -98,6 +100,7 @@ impl Reactor {
             timers: BinaryHeap::new(),
             accept_paused_until: None,
             listener_registered: true,
+            accept_starved: false,
             grace_deadline: None,
             overload: response::overload_response(),
             scratch: vec![0; 16 * 1024],
@@ -242,11 +245,13 @@ impl Reactor {
     }
 
     fn pause_accept(&mut self, e: &io::Error) {
-        if self.accept_paused_until.is_none() {
+        // Once per episode, not once per back-off.
+        if !self.accept_starved {
             log::error!(
                 "accept: {e}; pausing accepts ({} connections open)",
                 self.active
             );
+            self.accept_starved = true;
         }
         if let (Some(l), true) = (&self.listener, self.listener_registered) {
             let _ = self.shared.epoll.delete(l.as_raw_fd());
@@ -273,6 +278,9 @@ impl Reactor {
             match sys::accept(listener) {
                 Ok((stream, peer)) => {
                     self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    if std::mem::take(&mut self.accept_starved) {
+                        log::info!("accepting connections again ({} open)", self.active);
+                    }
                     if self.active >= self.shared.settings.max_conns {
                         self.drain_notices();
                     }

@@ -183,3 +183,82 @@ fn graceful_stop_finishes_downloads_and_refuses_new_connections() {
     let status = wait_exit(&mut srv.child, Duration::from_secs(10)).expect("exits");
     assert!(status.success());
 }
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+#[test]
+fn out_of_descriptors_pauses_accepting_without_spinning() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let root = tempfile::tempdir().unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    populate(root.path());
+    // 40 descriptors in all: a few for the server itself, the rest for clients.
+    let mut child = Command::new("prlimit")
+        .arg("--nofile=40:40")
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--threads",
+            "2",
+            "--max-conns",
+            "1000",
+        ])
+        .arg("--root")
+        .arg(root.path())
+        .arg("--log-dir")
+        .arg(logs.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prlimit (util-linux) runs hearth");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr: std::net::SocketAddr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let pid = child.id();
+    // Far more connections than descriptors: the kernel queues them in the backlog.
+    let held: Vec<_> = (0..80)
+        .filter_map(|_| std::net::TcpStream::connect(addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let spent = cpu_ticks(pid) - before;
+    assert!(spent < 30, "reactor spun at EMFILE: {spent} ticks in 1 s");
+    drop(held);
+    // Once descriptors free up it accepts again and serves.
+    let ok = wait_for(Duration::from_secs(10), || {
+        let mut s = match std::net::TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(_) => return false,
+        };
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .is_ok()
+            && read_response(&mut s, true).is_ok_and(|r| r.status == 200)
+    });
+    assert!(ok, "not serving after descriptors were freed");
+    let log = std::fs::read_to_string(logs.path().join("server.log")).unwrap_or_default();
+    assert_eq!(log.matches("pausing accepts").count(), 1, "{log}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
