@@ -200,7 +200,13 @@ impl Conn {
 
     /// Writes as much of `out` as the socket takes; `sent` is increased by the bytes
     /// written. Errors (reset, broken pipe, a file that shrank) end the connection.
-    pub fn write_out(&mut self, sent: &mut u64) -> io::Result<WriteStatus> {
+    /// `others_waiting` is asked after each quantum: the connection yields the worker
+    /// only when other connections are queued.
+    pub fn write_out(
+        &mut self,
+        sent: &mut u64,
+        others_waiting: impl Fn() -> bool,
+    ) -> io::Result<WriteStatus> {
         let fd = self.stream.as_raw_fd();
         let out = &mut self.out;
         let mut turn = 0u64;
@@ -239,7 +245,10 @@ impl Conn {
                                 *sent += n as u64;
                                 turn += n as u64;
                                 if turn >= WRITE_QUANTUM && *offset < *end {
-                                    return Ok(WriteStatus::Yield);
+                                    if others_waiting() {
+                                        return Ok(WriteStatus::Yield);
+                                    }
+                                    turn = 0;
                                 }
                                 continue;
                             }
@@ -258,7 +267,10 @@ impl Conn {
                         *pos += n - from_head;
                     }
                     if turn >= WRITE_QUANTUM {
-                        return Ok(WriteStatus::Yield);
+                        if others_waiting() {
+                            return Ok(WriteStatus::Yield);
+                        }
+                        turn = 0;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(WriteStatus::Blocked),

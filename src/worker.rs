@@ -114,7 +114,7 @@ impl Worker {
             match &mut c.phase {
                 Phase::Write => {
                     let mut sent = 0;
-                    let r = c.write_out(&mut sent);
+                    let r = c.write_out(&mut sent, || shared.queue_len() > 0);
                     if sent > 0 {
                         self.shared
                             .stats
