@@ -2,7 +2,6 @@
 //! build the response head, write what the socket takes), and hand it back to the
 //! reactor re-armed for the next event.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -164,7 +163,7 @@ impl Worker {
                         Ok(Parsed::Partial) => return if c.eof { Next::Close } else { Next::Read },
                         Ok(Parsed::Complete(head)) => {
                             let n = head.len;
-                            let plan = self.respond(&c.peer, c.eof, &head);
+                            let plan = self.respond(&c.peer, &head);
                             c.buf.drain(..n);
                             plan
                         }
@@ -333,20 +332,19 @@ impl Worker {
     }
 
     /// Decides the response to a parsed request and encodes its head into `self.head`.
-    fn respond(&mut self, peer: &SocketAddr, eof: bool, h: &Head<'_>) -> Plan {
+    fn respond(&mut self, peer: &SocketAddr, h: &Head<'_>) -> Plan {
         self.minor = h.minor;
-        let plan = self.route(peer, eof, h);
+        let plan = self.route(peer, h);
         self.minor = 1;
         self.log_access(peer, Some(h), &plan);
         plan
     }
 
-    fn route(&mut self, peer: &SocketAddr, eof: bool, h: &Head<'_>) -> Plan {
+    fn route(&mut self, peer: &SocketAddr, h: &Head<'_>) -> Plan {
         let shared = self.shared.clone();
         let s = &shared.settings;
         // A half-closed client (eof) still gets every buffered request answered; the
         // connection closes once they are, without forcing close on this response.
-        let _ = eof;
         let close = !h.keep_alive || shared.draining.load(Ordering::Relaxed);
         let head_only = h.method == Method::Head;
         if h.expect_other {
@@ -698,11 +696,6 @@ fn set_gauge(shared: &Shared, c: &mut Conn, g: Gauge) {
         shared.stats.enter(g);
         c.gauge = g;
     }
-}
-
-/// The error a failed write most likely means, for logs.
-pub fn is_peer_gone(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE))
 }
 
 #[cfg(test)]
