@@ -18,7 +18,7 @@ use crate::http::response;
 use crate::logging::Logs;
 use crate::server::{Batch, Notice, Shared};
 use crate::stats::Gauge;
-use crate::sys::{self, Event, SignalFd, EV_ERR, EV_HUP, EV_IN, EV_ONESHOT, EV_OUT, EV_RDHUP};
+use crate::sys::{self, Event, SignalFd, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
 
 const LISTENER: u64 = u64::MAX;
 const SIGNALS: u64 = u64::MAX - 1;
@@ -474,20 +474,10 @@ impl Reactor {
 
     /// Puts a connection the reactor holds back in its slot and re-arms it.
     fn rearm(&mut self, mut conn: Box<Conn>, events: u32) {
-        let fd = conn.fd();
-        let token = conn.token;
-        let registered = std::mem::replace(&mut conn.registered, true);
         if !std::mem::replace(&mut conn.timer, true) {
-            self.timers.push(Reverse((conn.deadline, token)));
+            self.timers.push(Reverse((conn.deadline, conn.token)));
         }
-        self.shared.slots.put(conn);
-        let events = events | EV_ONESHOT;
-        let r = if registered {
-            self.shared.epoll.modify(fd, events, token.0)
-        } else {
-            self.shared.epoll.add(fd, events, token.0)
-        };
-        if let Err(e) = r {
+        if let Err((token, e)) = self.shared.park(conn, events) {
             log::error!("epoll registration failed: {e}");
             if let Some(c) = self.shared.slots.take(token) {
                 self.close(c);

@@ -258,6 +258,24 @@ impl Shared {
         }
     }
 
+    /// Puts `conn` back in its slot, then arms its descriptor for `events` (one-shot):
+    /// `EPOLL_CTL_ADD` the first time, `EPOLL_CTL_MOD` after. Ownership passes to the
+    /// reactor with the put, which must come first so the event finds the connection.
+    /// On failure the connection stays in its slot and its token is returned.
+    pub fn park(&self, mut conn: Box<Conn>, events: u32) -> Result<(), (Token, io::Error)> {
+        let fd = conn.fd();
+        let token = conn.token;
+        let registered = std::mem::replace(&mut conn.registered, true);
+        self.slots.put(conn);
+        let events = events | sys::EV_ONESHOT;
+        let r = if registered {
+            self.epoll.modify(fd, events, token.0)
+        } else {
+            self.epoll.add(fd, events, token.0)
+        };
+        r.map_err(|e| (token, e))
+    }
+
     /// Wakes the reactor.
     pub fn wake(&self) {
         self.waker.wake();

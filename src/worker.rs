@@ -282,22 +282,11 @@ impl Worker {
 
     /// Puts the connection back in its slot, then re-arms its descriptor.
     fn rearm(&self, mut c: Box<Conn>, events: u32) {
-        let fd = c.fd();
-        let token = c.token;
-        let registered = std::mem::replace(&mut c.registered, true);
         if !std::mem::replace(&mut c.timer, true) {
-            self.shared.notify(Notice::Timer(token, c.deadline));
+            self.shared.notify(Notice::Timer(c.token, c.deadline));
         }
-        // Ownership passes back to the reactor here: the slot must hold the connection
-        // before the re-arm, or the event could arrive to an empty slot.
-        self.shared.slots.put(c);
-        let events = events | sys::EV_ONESHOT;
-        let r = if registered {
-            self.shared.epoll.modify(fd, events, token.0)
-        } else {
-            self.shared.epoll.add(fd, events, token.0)
-        };
-        if let Err(e) = r {
+        // Ownership passes back to the reactor here.
+        if let Err((token, e)) = self.shared.park(c, events) {
             log::error!("epoll re-arm failed: {e}; closing the connection");
             self.shared.notify(Notice::Kill(token));
         }

@@ -194,47 +194,13 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[test]
 fn out_of_descriptors_pauses_accepting_without_spinning() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
     let root = tempfile::tempdir().unwrap();
-    let logs = tempfile::tempdir().unwrap();
     populate(root.path());
     // 40 descriptors in all: a few for the server itself, the rest for clients.
-    let mut child = Command::new("prlimit")
-        .arg("--nofile=40:40")
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_hearth"))
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--threads",
-            "2",
-            "--max-conns",
-            "1000",
-        ])
-        .arg("--root")
-        .arg(root.path())
-        .arg("--log-dir")
-        .arg(logs.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prlimit (util-linux) runs hearth");
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: std::net::SocketAddr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let pid = child.id();
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.args(["--nofile=40:40", "--", env!("CARGO_BIN_EXE_hearth")]);
+    let srv = TestServer::launch(cmd, root, &["--max-conns", "1000"]);
+    let (addr, pid) = (srv.addr, srv.child.id());
     // Far more connections than descriptors: the kernel queues them in the backlog.
     let held: Vec<_> = (0..80)
         .filter_map(|_| std::net::TcpStream::connect(addr).ok())
@@ -257,8 +223,6 @@ fn out_of_descriptors_pauses_accepting_without_spinning() {
             && read_response(&mut s, true).is_ok_and(|r| r.status == 200)
     });
     assert!(ok, "not serving after descriptors were freed");
-    let log = std::fs::read_to_string(logs.path().join("server.log")).unwrap_or_default();
+    let log = srv.log("server.log");
     assert_eq!(log.matches("pausing accepts").count(), 1, "{log}");
-    let _ = child.kill();
-    let _ = child.wait();
 }

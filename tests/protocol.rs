@@ -10,7 +10,6 @@ use common::*;
 use std::io::{Cursor, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
 // ---------------------------------------------------------------------------
@@ -72,41 +71,6 @@ fn get_with(server: &TestServer, path: &str, extra: &str) -> Response {
     )
 }
 
-/// Starts the binary on an existing root (for restart tests).
-fn start_in(root: tempfile::TempDir, args: &[&str]) -> TestServer {
-    let logs = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["--bind", "127.0.0.1", "--port", "0", "--threads", "2"])
-        .arg("--root")
-        .arg(root.path())
-        .arg("--log-dir")
-        .arg(logs.path())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn hearth");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .expect("startup line");
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .expect("address");
-    TestServer {
-        child,
-        addr,
-        root,
-        logs,
-    }
-}
-
 /// 2020-01-01T00:00:00Z, the mtime given to files in the conditional tests.
 const MTIME: u64 = 1_577_836_800;
 
@@ -149,7 +113,7 @@ fn etag_is_strong_and_stable_across_requests_and_restarts() {
     // The same file served by a new process has the same validator.
     let root = std::mem::replace(&mut server.root, tempfile::tempdir().unwrap());
     drop(server);
-    let server = start_in(root, &[]);
+    let server = TestServer::start_in(root, &[]);
     let c = server.get("/hello.txt");
     assert_eq!(c.status, 200);
     assert_eq!(

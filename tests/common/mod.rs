@@ -39,14 +39,25 @@ impl TestServer {
     /// Starts a server after `setup` has filled the root.
     pub fn start_with(args: &[&str], setup: impl FnOnce(&Path)) -> TestServer {
         let root = tempfile::tempdir().unwrap();
-        let logs = tempfile::tempdir().unwrap();
         setup(root.path());
+        Self::start_in(root, args)
+    }
+
+    /// Starts a server on an existing root (e.g. to restart on the same files).
+    pub fn start_in(root: tempfile::TempDir, args: &[&str]) -> TestServer {
+        Self::launch(Command::new(env!("CARGO_BIN_EXE_hearth")), root, args)
+    }
+
+    /// Starts the server with `cmd`, which must end by naming the binary (so a
+    /// wrapper such as `prlimit ... --` can come first), on `root`.
+    pub fn launch(mut cmd: Command, root: tempfile::TempDir, args: &[&str]) -> TestServer {
+        let logs = tempfile::tempdir().unwrap();
         let threads: &[&str] = if args.iter().any(|a| *a == "--threads" || *a == "-t") {
             &[]
         } else {
             &["--threads", "2"]
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        let mut child = cmd
             .args(["--bind", "127.0.0.1", "--port", "0"])
             .args(threads)
             .arg("--root")
