@@ -287,6 +287,12 @@ fn large_file_arrives_byte_exact() {
 
 #[test]
 fn a_thousand_concurrent_keep_alive_connections() {
+    // A default soft limit of 1024 descriptors is too few for this process's end.
+    let limit = hearth::sys::raise_nofile_limit().unwrap_or(1024);
+    assert!(
+        limit >= 1100,
+        "need 1100 descriptors, RLIMIT_NOFILE hard limit is {limit}"
+    );
     let srv = TestServer::start(&[]);
     let addr = srv.addr;
     let mut conns: Vec<_> = (0..1000).map(|_| srv.connect()).collect();
