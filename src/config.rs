@@ -102,6 +102,12 @@ pub struct Config {
     #[arg(long)]
     pub reuseport: bool,
 
+    /// Write a response only once epoll reports the socket writable (re-arm for
+    /// EPOLLOUT after process()), instead of trying the write at once and re-arming
+    /// for EPOLLOUT only when the socket is full.
+    #[arg(long)]
+    pub defer_write: bool,
+
     /// Serve symbolic links that lead outside the root.
     #[arg(long)]
     pub follow_symlinks: bool,

@@ -154,6 +154,8 @@ pub struct Conn {
     pub close_after: bool,
     /// The client may still be sending bytes we will not read (a refused body).
     pub unread_input: bool,
+    /// Dispatched because epoll reported the socket writable.
+    pub writable: bool,
     /// The peer has shut down its sending side (read returned 0).
     pub eof: bool,
     /// Registered with epoll yet (a connection served straight from accept is not).
@@ -180,6 +182,7 @@ impl Conn {
             out: Outgoing::default(),
             close_after: false,
             unread_input: false,
+            writable: false,
             eof: false,
             registered: false,
             timer: false,

@@ -349,6 +349,8 @@ impl Reactor {
         }
         if matches!(conn.phase, Phase::Write) {
             if flags & EV_OUT != 0 {
+                let mut conn = conn;
+                conn.writable = true;
                 return self.dispatch(conn);
             }
             return self.rearm(conn, EV_OUT);

@@ -101,6 +101,8 @@ pub struct Settings {
     pub max_conns: usize,
     /// Grace period on stop.
     pub grace_ms: u64,
+    /// Wait for EPOLLOUT before the first write of every response.
+    pub defer_write: bool,
 }
 
 impl Settings {
@@ -205,6 +207,7 @@ impl Settings {
             workers,
             max_conns,
             grace_ms: cfg.grace * 1000,
+            defer_write: cfg.defer_write,
         })
     }
 }
@@ -267,6 +270,10 @@ impl Shared {
         let token = conn.token;
         let registered = std::mem::replace(&mut conn.registered, true);
         self.slots.put(conn);
+        // Level-triggered + EPOLLONESHOT: at most one thread owns a connection, and
+        // re-arming reports data that is already waiting, so a read shorter than the
+        // buffer can stop without the extra read that edge-triggered mode needs to
+        // reach EAGAIN (one syscall less per request; measured in the README).
         let events = events | sys::EV_ONESHOT;
         let r = if registered {
             self.epoll.modify(fd, events, token.0)

@@ -112,6 +112,9 @@ impl Worker {
         loop {
             match &mut c.phase {
                 Phase::Write => {
+                    if s.defer_write && !std::mem::take(&mut c.writable) {
+                        return Next::Write;
+                    }
                     let mut sent = 0;
                     let r = c.write_out(&mut sent, || shared.queue_len() > 0);
                     if sent > 0 {

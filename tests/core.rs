@@ -409,3 +409,19 @@ fn sigterm_exits_zero() {
     let status = srv.terminate().expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn defer_write_waits_for_epollout_and_serves_the_same() {
+    let mut data = Vec::new();
+    let srv = TestServer::start_with(&["--defer-write"], |root| {
+        populate(root);
+        data = write_pattern_file(&root.join("big.bin"), 8 << 20);
+    });
+    let mut s = srv.connect();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /big.bin HTTP/1.1\r\nHost: t\r\n\r\nHEAD / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut s, true).unwrap().body, b"hello world\n");
+    assert!(read_response(&mut s, true).unwrap().body == data);
+    assert_eq!(read_response(&mut s, false).unwrap().status, 200);
+    srv.assert_alive();
+}
