@@ -273,7 +273,8 @@ impl Shared {
         // Level-triggered + EPOLLONESHOT: at most one thread owns a connection, and
         // re-arming reports data that is already waiting, so a read shorter than the
         // buffer can stop without the extra read that edge-triggered mode needs to
-        // reach EAGAIN (one syscall less per request; measured in the README).
+        // reach EAGAIN: `strace -c -f` over `ab -n 5000 -c 500` counted 5,222 reads
+        // for 5,000 requests (edge-triggered needs at least two per request).
         let events = events | sys::EV_ONESHOT;
         let r = if registered {
             self.epoll.modify(fd, events, token.0)
