@@ -30,6 +30,8 @@ enum Msg {
     Server(Vec<u8>),
     Access(Vec<u8>, u64),
     Reopen,
+    /// Everything sent before has been written: acknowledge.
+    Sync(Sender<()>),
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -108,7 +110,9 @@ pub struct Logs {
     tx: Option<Sender<Msg>>,
     access: bool,
     dropped: Arc<AtomicU64>,
-    thread: Option<JoinHandle<()>>,
+    /// The writer thread; it runs for the life of the process (the global logger
+    /// keeps a sender), so exit calls [`Logs::sync`] instead of joining it.
+    _thread: Option<JoinHandle<()>>,
 }
 
 impl Logs {
@@ -135,7 +139,7 @@ impl Logs {
             tx: None,
             access: false,
             dropped: dropped.clone(),
-            thread: None,
+            _thread: None,
         };
         if !cfg.close_log {
             std::fs::create_dir_all(&cfg.log_dir)?;
@@ -151,7 +155,7 @@ impl Logs {
                 let thread_server = cfg.log_async.then(|| server.clone());
                 let thread_access = access.map(Arc::new);
                 let d = dropped.clone();
-                logs.thread = Some(
+                logs._thread = Some(
                     std::thread::Builder::new()
                         .name("hearth-log".into())
                         .spawn(move || writer(rx, thread_server, thread_access, d))?,
@@ -211,14 +215,18 @@ fn thread_access_present(cfg: &Config) -> bool {
     !cfg.close_log && cfg.access_log != "off"
 }
 
-impl Drop for Logs {
-    fn drop(&mut self) {
-        self.tx = None;
+impl Logs {
+    /// Waits (at most two seconds) until the log thread has written everything sent
+    /// before this call; used at exit so the last lines are not lost.
+    pub fn sync(&self) {
         log::logger().flush();
-        if let Some(t) = self.thread.take() {
-            // The logger keeps a sender when -l is on; the thread then ends with the process.
-            if self.server.is_some() && t.is_finished() {
-                let _ = t.join();
+        if let Some(tx) = &self.tx {
+            let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+            if tx
+                .send_timeout(Msg::Sync(ack_tx), std::time::Duration::from_secs(2))
+                .is_ok()
+            {
+                let _ = ack_rx.recv_timeout(std::time::Duration::from_secs(2));
             }
         }
     }
@@ -255,6 +263,9 @@ fn writer(
                 if let Some(a) = &access {
                     a.reopen();
                 }
+            }
+            Msg::Sync(ack) => {
+                let _ = ack.send(());
             }
         }
     }

@@ -52,7 +52,7 @@ pub struct Reactor {
     queue: Option<Sender<Batch>>,
     /// Connections made ready in this turn of the loop, sent when it ends.
     ready: Batch,
-    logs: Option<Logs>,
+    logs: Option<Arc<Logs>>,
     events: Vec<Event>,
     free: Vec<u32>,
     next_index: u32,
@@ -76,7 +76,7 @@ impl Reactor {
         signals: Option<SignalFd>,
         notices: Receiver<Notice>,
         queue: Sender<Batch>,
-        logs: Option<Logs>,
+        logs: Option<Arc<Logs>>,
     ) -> io::Result<Reactor> {
         // The listener is level-triggered without ONESHOT: a backlog left after an
         // accept batch is reported again on the next wait.

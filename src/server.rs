@@ -438,11 +438,12 @@ impl Server {
         if let Some(p) = &self.pid_file {
             std::fs::write(p, format!("{}\n", std::process::id()))?;
         }
+        let logs = self.logs.map(Arc::new);
         let mut workers = Vec::with_capacity(s.workers);
         for i in 0..s.workers {
             let w = Worker::new(
                 self.shared.clone(),
-                self.logs.as_ref().and_then(Logs::access_writer),
+                logs.as_deref().and_then(Logs::access_writer),
             );
             let rx = self.queue_rx.clone();
             workers.push(
@@ -458,7 +459,7 @@ impl Server {
             self.signals,
             self.notices,
             self.queue_tx,
-            self.logs,
+            logs.clone(),
         )?;
         let result = reactor.run();
         for w in workers {
@@ -468,7 +469,9 @@ impl Server {
             let _ = std::fs::remove_file(p);
         }
         log::info!("stopped");
-        log::logger().flush();
+        if let Some(l) = &logs {
+            l.sync();
+        }
         result
     }
 }

@@ -226,3 +226,26 @@ fn out_of_descriptors_pauses_accepting_without_spinning() {
     let log = srv.log("server.log");
     assert_eq!(log.matches("pausing accepts").count(), 1, "{log}");
 }
+
+#[test]
+fn queued_log_lines_are_written_before_exit() {
+    let mut srv = TestServer::start(&["--log-async"]);
+    for _ in 0..3 {
+        srv.assert_alive();
+    }
+    // Stop at once: the access-log batch and the last server.log lines are still
+    // queued for the log thread when the reactor finishes.
+    let status = srv.terminate().expect("exits");
+    assert!(status.success());
+    assert_eq!(
+        srv.log("access.log").lines().count(),
+        3,
+        "{}",
+        srv.log("access.log")
+    );
+    assert!(
+        srv.log("server.log").contains("stopped"),
+        "{}",
+        srv.log("server.log")
+    );
+}
