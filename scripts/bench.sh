@@ -39,7 +39,19 @@ Options:
                         (`nginx` means nginx1,nginx2; default all three)
   --threads-sweep       instead of the full suite, run the keep-alive workload
                         with hearth --threads 1,2,4,... up to nproc and nginx
-                        with the same number of workers; print the curve
+                        with the same number of workers; print the curve.
+                        With --procs P, each row is P processes x M threads
+                        (M = 1,2,4,... while P*M <= nproc) against nginx with
+                        P*M workers
+  --layout-sweep        instead of the full suite, for each total thread count
+                        T = 1,2,4,... up to nproc run the keep-alive workload
+                        on every hearth layout P processes x M threads with
+                        P*M = T (1xT, 2x(T/2), ..., Tx1; --reuseport when P > 1)
+                        and on nginx with T workers, in alternating rounds;
+                        print req/s per layout and the ratio to nginx
+  --layout-ab           with --layout-sweep, also run the short-connection ab
+                        workload on every layout and on nginx (each adds one
+                        ab run per server per round, a few seconds each)
   --wrk-threads N       wrk -t for the keep-alive workload (default 1)
   --connections N       wrk -c for the keep-alive workload (default 100)
   --duration S          seconds per wrk/webbench run (default 5)
@@ -48,7 +60,11 @@ Options:
   --ab-requests N       ab -n (default 20000)
   --idle-conns N        connections held by the idle workload (default 10000)
   --no-idle             skip the idle workload
-  --hearth-threads N    pass --threads N to hearth (default: hearth's own)
+  --hearth-threads N    pass --threads N to hearth (default: hearth's own);
+                        with --procs, to each process
+  --procs P             run hearth as P processes sharing one port, each with
+                        --reuseport (default 1: one process, no --reuseport);
+                        CPU time, RSS and peak RSS are summed over all P
   --hearth-args "ARGS"  extra hearth arguments, word-split (e.g. "--max-conns 5000")
   --cpus-server LIST    pin servers with `taskset -c LIST`
   --cpus-client LIST    pin load generators with `taskset -c LIST`
@@ -73,6 +89,9 @@ warn() { echo "bench.sh: warning: $*" >&2; }
 
 # ---------------------------------------------------------------- options
 ROUNDS=2
+PROCS=1
+LAYOUT=0
+LAYOUT_AB=0
 STAT=median
 OUT=""
 ONLY="hearth,nginx1,nginx2"
@@ -105,6 +124,9 @@ while [[ $# -gt 0 ]]; do
         --out) need_arg "$@"; OUT=$2; shift 2 ;;
         --only) need_arg "$@"; ONLY=$2; shift 2 ;;
         --threads-sweep) SWEEP=1; shift ;;
+        --layout-sweep) LAYOUT=1; shift ;;
+        --layout-ab) LAYOUT_AB=1; shift ;;
+        --procs) need_arg "$@"; PROCS=$2; shift 2 ;;
         --wrk-threads) need_arg "$@"; WRK_THREADS=$2; shift 2 ;;
         --connections) need_arg "$@"; CONNECTIONS=$2; shift 2 ;;
         --duration) need_arg "$@"; DURATION=$2; shift 2 ;;
@@ -124,10 +146,13 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
-for v in ROUNDS WRK_THREADS CONNECTIONS DURATION BIG_CONNECTIONS AB_CONC AB_REQS IDLE_CONNS; do
-    is_uint "${!v}" && [[ ${!v} -gt 0 ]] || die "$v must be a positive integer (got '${!v}')"
+for v in ROUNDS PROCS WRK_THREADS CONNECTIONS DURATION BIG_CONNECTIONS AB_CONC AB_REQS IDLE_CONNS; do
+    { is_uint "${!v}" && [[ ${!v} -gt 0 ]]; } || die "$v must be a positive integer (got '${!v}')"
 done
 [[ $STAT == median || $STAT == best ]] || die "--stat must be median or best"
+[[ $SWEEP -eq 0 || $LAYOUT -eq 0 ]] || die "--threads-sweep and --layout-sweep are exclusive"
+[[ $LAYOUT -eq 1 || $LAYOUT_AB -eq 0 ]] || die "--layout-ab needs --layout-sweep"
+[[ $LAYOUT -eq 0 || $PROCS -eq 1 ]] || die "--procs does not apply to --layout-sweep (it runs every layout)"
 [[ -z $HEARTH_THREADS ]] || is_uint "$HEARTH_THREADS" || die "--hearth-threads must be an integer"
 [[ $AB_REQS -ge $AB_CONC ]] || die "--ab-requests must be >= --ab-concurrency"
 [[ $HEARTH_BIN == "$HEARTH_BIN_DEFAULT" ]] || DO_BUILD=0
@@ -145,9 +170,10 @@ for s in "${_only[@]}"; do
     esac
 done
 [[ ${#WANT[@]} -gt 0 ]] || die "--only selected no server"
+[[ $LAYOUT -eq 0 || -n ${WANT[hearth]:-} ]] || die "--layout-sweep needs hearth in --only"
 SERVERS=()
 for s in hearth nginx1 nginx2; do [[ -z ${WANT[$s]:-} ]] || SERVERS+=("$s"); done
-[[ $SWEEP -eq 0 ]] || { SERVERS=(); [[ -z ${WANT[hearth]:-} ]] || SERVERS+=(hearth); if [[ -n ${WANT[nginx1]:-}${WANT[nginx2]:-} ]]; then SERVERS+=(nginx); fi; }
+[[ $SWEEP -eq 0 && $LAYOUT -eq 0 ]] || { SERVERS=(); [[ -z ${WANT[hearth]:-} ]] || SERVERS+=(hearth); if [[ -n ${WANT[nginx1]:-}${WANT[nginx2]:-} ]]; then SERVERS+=(nginx); fi; }
 
 # ---------------------------------------------------------------- tools
 read -ra WRK_CMD <<<"${WRK:-wrk}"
@@ -294,32 +320,59 @@ wait_port() {
     return 1
 }
 
-declare -A SRV_PORT=() SRV_PID=() SRV_KIND=() SRV_DIR=()
+# SRV_PID is the main process (hearth's first process, nginx's master);
+# SRV_PIDS lists every process started for the server (hearth: all --procs).
+declare -A SRV_PORT=() SRV_PID=() SRV_PIDS=() SRV_KIND=() SRV_DIR=()
 
-start_hearth() { # name port threads
-    local name=$1 port=$2 threads=$3 dir="$TMP/$1" i
-    mkdir -p "$dir"
-    local args=(-p "$port" --bind 127.0.0.1 -r "$CORPUS" -c)
-    [[ -z $threads ]] || args+=(-t "$threads")
-    local extra=()
-    read -ra extra <<<"$HEARTH_ARGS"
-    args+=("${extra[@]}")
-    (cd "$dir" && exec "${SERVER_PIN[@]}" "$HEARTH_BIN" "${args[@]}") >"$dir/out.log" 2>&1 &
+# spawn_hearth NAME DIR LOG ARGS...: one hearth process in DIR, waited for until
+# it prints its listening line to LOG; sets SPAWNED_PID and SPAWNED_PORT (the
+# port it reports).
+spawn_hearth() {
+    local name=$1 dir=$2 log=$3 i; shift 3
+    (cd "$dir" && exec "${SERVER_PIN[@]}" "$HEARTH_BIN" "$@") >"$log" 2>&1 &
     local pid=$!
     STARTED_PIDS+=("$pid")
     for i in $(seq 300); do
-        grep -q 'hearth listening on' "$dir/out.log" 2>/dev/null && break
+        grep -q 'hearth listening on' "$log" 2>/dev/null && break
         if ! kill -0 "$pid" 2>/dev/null; then
-            cat "$dir/out.log" >&2; die "$name exited during startup"
+            cat "$log" >&2; die "$name exited during startup"
         fi
         sleep 0.1
     done
-    grep -q 'hearth listening on' "$dir/out.log" || { cat "$dir/out.log" >&2; die "$name did not print its listening line in 30s"; }
-    # Use the address hearth reports (same as asked, unless it chose another).
-    local said
-    said=$(sed -n 's|.*hearth listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$dir/out.log" | head -n 1)
-    [[ -z $said ]] || port=$said
-    SRV_PORT[$name]=$port SRV_PID[$name]=$pid SRV_KIND[$name]=hearth SRV_DIR[$name]=$dir
+    grep -q 'hearth listening on' "$log" || { cat "$log" >&2; die "$name did not print its listening line in 30s"; }
+    SPAWNED_PID=$pid
+    SPAWNED_PORT=$(sed -n 's|.*hearth listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$log" | head -n 1)
+}
+
+start_hearth() { # name port threads [procs]
+    local name=$1 port=$2 threads=$3 procs=${4:-$PROCS} dir="$TMP/$1" i
+    mkdir -p "$dir"
+    local args=(--bind 127.0.0.1 -r "$CORPUS" -c)
+    [[ -z $threads ]] || args+=(-t "$threads")
+    [[ $procs -eq 1 ]] || args+=(--reuseport)
+    local extra=()
+    read -ra extra <<<"$HEARTH_ARGS"
+    args+=("${extra[@]}")
+    # First process on the asked port; the others join the port it reports
+    # (same as asked, unless it chose another). Process 1 logs to out.log,
+    # process i > 1 to out.i.log.
+    local pids=()
+    spawn_hearth "$name" "$dir" "$dir/out.log" -p "$port" "${args[@]}"
+    pids+=("$SPAWNED_PID")
+    [[ -z $SPAWNED_PORT ]] || port=$SPAWNED_PORT
+    for ((i = 2; i <= procs; i++)); do
+        spawn_hearth "$name (process $i of $procs)" "$dir" "$dir/out.$i.log" -p "$port" "${args[@]}"
+        [[ -z $SPAWNED_PORT || $SPAWNED_PORT == "$port" ]] || die "$name process $i listens on port $SPAWNED_PORT, not $port"
+        pids+=("$SPAWNED_PID")
+    done
+    # With SO_REUSEPORT a stray socket of someone else's on the same port
+    # would silently take a share of the connections: expect exactly ours.
+    if [[ $procs -gt 1 ]] && command -v ss >/dev/null 2>&1; then
+        local n
+        n=$(ss -Hltn "sport = :$port" 2>/dev/null | wc -l)
+        [[ $n -eq $procs ]] || warn "$name: $n listening sockets on port $port, expected $procs"
+    fi
+    SRV_PORT[$name]=$port SRV_PID[$name]=${pids[0]} SRV_PIDS[$name]="${pids[*]}" SRV_KIND[$name]=hearth SRV_DIR[$name]=$dir
 }
 
 start_nginx() { # name port workers
@@ -381,23 +434,27 @@ EOF
         [[ $(pgrep -c -P "$master" || true) -ge $workers ]] && break
         sleep 0.1
     done
-    SRV_PORT[$name]=$port SRV_PID[$name]=$master SRV_KIND[$name]=nginx SRV_DIR[$name]=$dir
+    SRV_PORT[$name]=$port SRV_PID[$name]=$master SRV_PIDS[$name]=$master SRV_KIND[$name]=nginx SRV_DIR[$name]=$dir
 }
 
 stop_server() { # name
-    local name=$1 pid=${SRV_PID[$1]} i
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
+    local name=$1 pids pid i
+    read -ra pids <<<"${SRV_PIDS[$1]}"
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
 }
 
-# Server PIDs whose resources we count: the process itself plus, for nginx,
-# its workers (children of the master).
+# Server PIDs whose resources we count: every process started for it (all
+# hearth --procs processes) plus, for nginx, its workers (children of the master).
 srv_pids() {
-    local pid=${SRV_PID[$1]}
-    echo "$pid"
-    [[ ${SRV_KIND[$1]} != nginx ]] || pgrep -P "$pid" || true
+    local pids
+    read -ra pids <<<"${SRV_PIDS[$1]}"
+    printf '%s\n' "${pids[@]}"
+    [[ ${SRV_KIND[$1]} != nginx ]] || pgrep -P "${SRV_PID[$1]}" || true
 }
 
 # Sum of utime+stime in clock ticks over the given PIDs (n/a if unreadable).
@@ -461,18 +518,28 @@ settle() { sleep 1; }
 
 # Warn (once per server) when a server has exited or is a zombie.
 declare -A DEAD=()
+# A hearth run as several processes counts as dead when any one of them is
+# (the survivors would still answer, but not as the layout asked for).
 check_alive() {
-    local s=$1 line state=""
-    line=$(cat "/proc/${SRV_PID[$s]}/stat" 2>/dev/null) || true
-    [[ -z $line ]] || { state=${line##*) }; state=${state%% *}; }
-    if [[ -z $state || $state == Z || $state == X ]] && [[ -z ${DEAD[$s]:-} ]]; then
-        DEAD[$s]=1
-        warn "$s (pid ${SRV_PID[$s]}) is no longer running; last output: $(tail -n 5 "${SRV_DIR[$s]}/out.log" 2>/dev/null | tr '\n' ' ')"
-    fi
+    local s=$1 line state pids i log
+    [[ -z ${DEAD[$s]:-} ]] || return 0
+    read -ra pids <<<"${SRV_PIDS[$s]}"
+    for i in "${!pids[@]}"; do
+        state=""
+        line=$(cat "/proc/${pids[$i]}/stat" 2>/dev/null) || true
+        [[ -z $line ]] || { state=${line##*) }; state=${state%% *}; }
+        if [[ -z $state || $state == Z || $state == X ]]; then
+            DEAD[$s]=1
+            log="${SRV_DIR[$s]}/out.log"
+            [[ $i -eq 0 ]] || log="${SRV_DIR[$s]}/out.$((i + 1)).log"
+            warn "$s (pid ${pids[$i]}) is no longer running; last output: $(tail -n 5 "$log" 2>/dev/null | tr '\n' ' ')"
+            return 0
+        fi
+    done
 }
 
 # ---------------------------------------------------------------- workloads
-wl_keepalive() { # round server  -> sets KA_RPS for the sweep
+wl_keepalive() { # round server
     local round=$1 s=$2 port=${SRV_PORT[$2]} log="$TMP/ka-$2-$1.log"
     local pids c0 c1
     mapfile -t pids < <(srv_pids "$s")
@@ -487,7 +554,6 @@ wl_keepalive() { # round server  -> sets KA_RPS for the sweep
     reqs=$(awk '/ requests in / {print $1}' "$log")
     errs=$(awk '/Socket errors:/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$log")
     non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$log")
-    KA_RPS=${rps:-n/a}
     record "$round" "$s" ka_rps "${rps:-n/a}"
     record "$round" "$s" ka_p99 "$([[ -n $p99 ]] && to_ms "$p99" || echo n/a)"
     if [[ -n $rps ]]; then record "$round" "$s" ka_err $(( ${errs:-0} + ${non2xx:-0} )); else record "$round" "$s" ka_err n/a; fi
@@ -630,7 +696,9 @@ verdict() { # better ratio
 TS=$(date -u +%Y%m%d-%H%M%S)
 if [[ -z $OUT ]]; then
     mkdir -p "$REPO_DIR/target/bench"
-    if [[ $SWEEP -eq 1 ]]; then OUT="$REPO_DIR/target/bench/bench-sweep-$TS.tsv"; else OUT="$REPO_DIR/target/bench/bench-$TS.tsv"; fi
+    if [[ $SWEEP -eq 1 ]]; then OUT="$REPO_DIR/target/bench/bench-sweep-$TS.tsv"
+    elif [[ $LAYOUT -eq 1 ]]; then OUT="$REPO_DIR/target/bench/bench-layout-$TS.tsv"
+    else OUT="$REPO_DIR/target/bench/bench-$TS.tsv"; fi
 else
     mkdir -p "$(dirname "$OUT")"
 fi
@@ -638,49 +706,157 @@ fi
 meta_lines() {
     echo "# hearth bench $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(uname -n) kernel=$(uname -r) nproc=$NPROC"
     echo "# hearth=$( [[ -n ${WANT[hearth]:-} ]] && (cd "$REPO_DIR" && git describe --always --dirty 2>/dev/null || echo unknown) || echo skipped) nginx=$("${NGINX_CMD[@]}" -v 2>&1 | awk -F/ '{print $2}' | head -n 1) wrk=$("${WRK_CMD[@]}" --version 2>&1 | awk '{print $2}' | head -n 1)"
-    echo "# rounds=$ROUNDS duration=${DURATION}s wrk_threads=$WRK_THREADS connections=$CONNECTIONS big_connections=$BIG_CONNECTIONS ab=-c$AB_CONC/-n$AB_REQS idle_conns=$IDLE_CONNS hearth_threads=${HEARTH_THREADS:-default} hearth_args='${HEARTH_ARGS}' cpus_server=${CPUS_SERVER:-any} cpus_client=${CPUS_CLIENT:-any}"
+    echo "# rounds=$ROUNDS duration=${DURATION}s wrk_threads=$WRK_THREADS connections=$CONNECTIONS big_connections=$BIG_CONNECTIONS ab=-c$AB_CONC/-n$AB_REQS idle_conns=$IDLE_CONNS hearth_threads=${HEARTH_THREADS:-default} hearth_procs=$PROCS hearth_args='${HEARTH_ARGS}' cpus_server=${CPUS_SERVER:-any} cpus_client=${CPUS_CLIENT:-any}"
+}
+
+stat_of() { # metric server -> median or best (higher) over rounds
+    local vals
+    read -ra vals <<<"${RES[$1/$2]:-n/a}"
+    if [[ $STAT == best ]]; then best higher "${vals[@]}"; else median "${vals[@]}"; fi
 }
 
 # ================================================================ sweep
 if [[ $SWEEP -eq 1 ]]; then
+    # Per-process thread counts M (hearth -t M in each of the --procs P
+    # processes); the row's total is P*M and nginx runs P*M workers.
     THREADS_LIST=()
     t=1
-    while [[ $t -le $NPROC ]]; do THREADS_LIST+=("$t"); t=$((t * 2)); done
-    [[ ${THREADS_LIST[-1]} -eq $NPROC ]] || THREADS_LIST+=("$NPROC")
-    note "threads sweep: ${THREADS_LIST[*]} (keep-alive, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds)"
+    while [[ $((PROCS * t)) -le $NPROC ]]; do THREADS_LIST+=("$t"); t=$((t * 2)); done
+    if [[ ${#THREADS_LIST[@]} -eq 0 ]]; then
+        warn "--procs $PROCS is more than nproc=$NPROC: one row, oversubscribed"
+        THREADS_LIST=(1)
+    elif [[ $((PROCS * THREADS_LIST[-1])) -ne $NPROC && $((NPROC % PROCS)) -eq 0 ]]; then
+        THREADS_LIST+=($((NPROC / PROCS)))
+    fi
+    note "threads sweep: hearth $PROCS process(es) x threads ${THREADS_LIST[*]} (keep-alive, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds)"
     SWEEP_ROWS=()
     for t in "${THREADS_LIST[@]}"; do
+        total=$((PROCS * t))
         read -ra ports <<<"$(free_ports 2)"
-        declare -A SW=()
         [[ -z ${WANT[hearth]:-} ]] || { start_hearth hearth "${ports[0]}" "$t"; check_server "${ports[0]}" || die "hearth failed the corpus check"; }
-        [[ -z ${WANT[nginx1]:-}${WANT[nginx2]:-} ]] || { start_nginx nginx "${ports[1]}" "$t"; check_server "${ports[1]}" || die "nginx failed the corpus check"; }
+        [[ -z ${WANT[nginx1]:-}${WANT[nginx2]:-} ]] || { start_nginx nginx "${ports[1]}" "$total"; check_server "${ports[1]}" || die "nginx failed the corpus check"; }
         for r in $(seq "$ROUNDS"); do
             for s in "${SERVERS[@]}"; do
                 settle
+                check_alive "$s"
+                [[ -z ${DEAD[$s]:-} ]] || continue
                 wl_keepalive "$r" "$s"
-                SW[$s]="${SW[$s]:-} $KA_RPS"
             done
         done
         h=n/a n=n/a
-        [[ -z ${WANT[hearth]:-} ]] || { read -ra v <<<"${SW[hearth]}"; if [[ $STAT == best ]]; then h=$(best higher "${v[@]}"); else h=$(median "${v[@]}"); fi; stop_server hearth; }
-        [[ -z ${WANT[nginx1]:-}${WANT[nginx2]:-} ]] || { read -ra v <<<"${SW[nginx]}"; if [[ $STAT == best ]]; then n=$(best higher "${v[@]}"); else n=$(median "${v[@]}"); fi; stop_server nginx; }
-        SWEEP_ROWS+=("$t	$(fmt %.0f "$h")	$(fmt %.0f "$n")	$(ratio "$h" "$n")")
-        unset SW
+        [[ -z ${WANT[hearth]:-} ]] || { h=$(stat_of ka_rps hearth); stop_server hearth; }
+        [[ -z ${WANT[nginx1]:-}${WANT[nginx2]:-} ]] || { n=$(stat_of ka_rps nginx); stop_server nginx; }
+        unset 'RES[ka_rps/hearth]' 'RES[ka_rps/nginx]' 'DEAD[hearth]' 'DEAD[nginx]'
+        SWEEP_ROWS+=("$total	$(fmt %.0f "$h")	$(fmt %.0f "$n")	$(ratio "$h" "$n")	${PROCS}x$t")
     done
     {
         meta_lines
-        printf 'threads\thearth_rps\tnginx_rps\tratio_hearth_nginx\n'
+        printf 'threads\thearth_rps\tnginx_rps\tratio_hearth_nginx\thearth_layout\n'
         printf '%s\n' "${SWEEP_ROWS[@]}"
     } >"$OUT"
     echo
     echo "keep-alive 1 KiB, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, $STAT of $ROUNDS rounds (req/s, higher is better)"
-    printf '%-8s %14s %14s %8s\n' threads hearth nginx ratio
+    echo "threads = hearth processes x threads each (layout) = nginx workers"
+    printf '%-8s %-7s %14s %14s %8s\n' threads layout hearth nginx ratio
     for row in "${SWEEP_ROWS[@]}"; do
-        IFS=$'\t' read -r a b c d <<<"$row"
-        printf '%-8s %14s %14s %8s\n' "$a" "$b" "$c" "$d"
+        IFS=$'\t' read -r a b c d e <<<"$row"
+        printf '%-8s %-7s %14s %14s %8s\n' "$a" "$e" "$b" "$c" "$d"
     done
     echo
     echo "TSV: $OUT"
+    exit 0
+fi
+
+# ================================================================ layout sweep
+if [[ $LAYOUT -eq 1 ]]; then
+    TOTALS=()
+    t=1
+    while [[ $t -le $NPROC ]]; do TOTALS+=("$t"); t=$((t * 2)); done
+    [[ ${TOTALS[-1]} -eq $NPROC ]] || note "nproc=$NPROC is not a power of two: totals stop at ${TOTALS[-1]}"
+    with_nginx=0
+    [[ -z ${WANT[nginx1]:-}${WANT[nginx2]:-} ]] || with_nginx=1
+    nruns=0
+    for t in "${TOTALS[@]}"; do
+        for ((p = 1; p <= t; p *= 2)); do nruns=$((nruns + 1)); done
+        nruns=$((nruns + with_nginx))
+    done
+    note "layout sweep: totals ${TOTALS[*]}; $nruns servers x $ROUNDS rounds of keep-alive (wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s)$([[ $LAYOUT_AB -eq 0 ]] || echo " + ab -c$AB_CONC -n$AB_REQS"); about $((nruns * ROUNDS * (DURATION + 1)))s of keep-alive load$([[ $LAYOUT_AB -eq 0 ]] || echo " plus the ab runs")"
+    LAYOUT_ROWS=()
+    for t in "${TOTALS[@]}"; do
+        names=()
+        for ((p = 1; p <= t; p *= 2)); do names+=("hearth-${p}x$((t / p))"); done
+        ng="nginx-${t}w"
+        [[ $with_nginx -eq 0 ]] || names+=("$ng")
+        read -ra ports <<<"$(free_ports "${#names[@]}")"
+        for i in "${!names[@]}"; do
+            s=${names[$i]}
+            if [[ $s == hearth-* ]]; then
+                lay=${s#hearth-}
+                start_hearth "$s" "${ports[$i]}" "${lay#*x}" "${lay%x*}"
+            else
+                start_nginx "$s" "${ports[$i]}" "$t"
+            fi
+            check_server "${SRV_PORT[$s]}" || die "$s failed the corpus check"
+            note "$s listening on 127.0.0.1:${SRV_PORT[$s]} (pids: $(srv_pids "$s" | tr '\n' ' '))"
+        done
+        for r in $(seq "$ROUNDS"); do
+            note "total $t, round $r/$ROUNDS"
+            for s in "${names[@]}"; do
+                settle
+                check_alive "$s"
+                [[ -z ${DEAD[$s]:-} ]] || continue
+                wl_keepalive "$r" "$s"
+                [[ $LAYOUT_AB -eq 0 ]] || { settle; wl_ab "$r" "$s"; }
+            done
+        done
+        for s in "${names[@]}"; do check_alive "$s"; stop_server "$s"; done
+        n=n/a nab=n/a ncpu=n/a
+        if [[ $with_nginx -eq 1 ]]; then
+            n=$(stat_of ka_rps "$ng")
+            read -ra v <<<"${RES[ka_cpu/$ng]:-n/a}"
+            ncpu=$(median "${v[@]}")
+            [[ $LAYOUT_AB -eq 0 ]] || nab=$(stat_of ab_rps "$ng")
+        fi
+        for s in "${names[@]}"; do
+            [[ $s == hearth-* ]] || continue
+            lay=${s#hearth-}
+            h=$(stat_of ka_rps "$s") hab=n/a
+            read -ra v <<<"${RES[ka_cpu/$s]:-n/a}"
+            hcpu=$(median "${v[@]}")
+            [[ $LAYOUT_AB -eq 0 ]] || hab=$(stat_of ab_rps "$s")
+            LAYOUT_ROWS+=("$t	$lay	${lay%x*}	${lay#*x}	$(fmt %.0f "$h")	$(fmt %.0f "$n")	$(ratio "$h" "$n")	$(fmt %.0f "$hab")	$(fmt %.0f "$nab")	$(ratio "$hab" "$nab")	$(fmt %.2f "$hcpu")	$(fmt %.2f "$ncpu")")
+        done
+    done
+    {
+        meta_lines
+        printf 'threads\tlayout\tprocs\tthreads_per_proc\thearth_rps\tnginx_rps\tratio_hearth_nginx\thearth_ab_rps\tnginx_ab_rps\tratio_ab\thearth_cpu_us_per_req\tnginx_cpu_us_per_req\n'
+        printf '%s\n' "${LAYOUT_ROWS[@]}"
+    } >"$OUT"
+    RAW_OUT="${OUT%.tsv}-raw.tsv"
+    {
+        meta_lines
+        printf 'round\tserver\tmetric\tvalue\n'
+        printf '%s\n' "${RAW_ROWS[@]}"
+    } >"$RAW_OUT"
+    echo
+    echo "keep-alive 1 KiB, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s$([[ $LAYOUT_AB -eq 0 ]] || echo "; short conns ab -c$AB_CONC -n$AB_REQS"), $STAT of $ROUNDS rounds (req/s, higher is better)"
+    echo "layout = hearth processes x threads each (--reuseport when processes > 1); nginx runs <threads> workers"
+    if [[ $LAYOUT_AB -eq 1 ]]; then
+        printf '%-8s %-7s %12s %12s %7s %12s %12s %7s\n' threads layout hearth nginx ratio hearth-ab nginx-ab ratio
+    else
+        printf '%-8s %-7s %12s %12s %7s\n' threads layout hearth nginx ratio
+    fi
+    for row in "${LAYOUT_ROWS[@]}"; do
+        IFS=$'\t' read -r a b _ _ c d e f g h _ _ <<<"$row"
+        if [[ $LAYOUT_AB -eq 1 ]]; then
+            printf '%-8s %-7s %12s %12s %7s %12s %12s %7s\n' "$a" "$b" "$c" "$d" "$e" "$f" "$g" "$h"
+        else
+            printf '%-8s %-7s %12s %12s %7s\n' "$a" "$b" "$c" "$d" "$e"
+        fi
+    done
+    echo
+    echo "TSV: $OUT"
+    echo "per-round values: $RAW_OUT"
     exit 0
 fi
 
@@ -726,7 +902,7 @@ for s in "${SERVERS[@]}"; do
     check_alive "$s"
     mapfile -t pids < <(srv_pids "$s")
     hwm=$(status_kb VmHWM "${pids[@]}")
-    record end "$s" peak_rss "$([[ $hwm == n/a ]] && echo n/a || awk -v k="$hwm" 'BEGIN {printf "%.2f", k / 1024}')"
+    record end "$s" peak_rss "$(if [[ $hwm == n/a ]]; then echo n/a; else awk -v k="$hwm" 'BEGIN {printf "%.2f", k / 1024}'; fi)"
     if [[ ${SRV_KIND[$s]} == nginx && -s ${SRV_DIR[$s]}/error.log ]]; then
         n=$(grep -c -E '\[(alert|crit|emerg|error)\]' "${SRV_DIR[$s]}/error.log" || true)
         [[ $n -eq 0 ]] || warn "$s error.log has $n error lines, e.g.: $(grep -m1 -E '\[(alert|crit|emerg|error)\]' "${SRV_DIR[$s]}/error.log")"
@@ -796,6 +972,7 @@ RAW_OUT="${OUT%.tsv}-raw.tsv"
 
 echo
 echo "hearth vs nginx: $STAT of $ROUNDS rounds; nginx1 = 1 worker, nginx2 = 2 workers; ratio = hearth/nginx1"
+[[ $PROCS -eq 1 || -z ${WANT[hearth]:-} ]] || echo "hearth = $PROCS processes with --reuseport, threads ${HEARTH_THREADS:-default} each; its CPU and memory are summed over all $PROCS"
 printf '%-46s %12s %12s %12s %8s  %-7s %s\n' metric hearth nginx1 nginx2 ratio better winner
 printf '%-46s %12s %12s %12s %8s  %-7s %s\n' "$(printf '%.0s-' {1..46})" ------------ ------------ ------------ -------- ------- ------
 for row in "${TABLE_ROWS[@]}"; do
@@ -820,7 +997,7 @@ if [[ $DO_CHART -eq 1 ]] && command -v gnuplot >/dev/null 2>&1; then
             printf "\"%s\"\t%s\t1\t%s\n", l, (h == "n/a" ? "NaN" : h / a), (b == "n/a" ? "NaN" : b / a) }' >>"$DAT"
     done
     if [[ -s $DAT ]]; then
-        gnuplot <<EOF 2>/dev/null && echo "chart: $PNG" || warn "gnuplot failed; no chart"
+        if gnuplot <<EOF 2>/dev/null; then echo "chart: $PNG"; else warn "gnuplot failed; no chart"; fi
 set terminal pngcairo size 1100,500 noenhanced
 set output "$PNG"
 set title "hearth and nginx2 relative to nginx1 (= 1.0); $STAT of $ROUNDS rounds"
