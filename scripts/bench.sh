@@ -153,6 +153,7 @@ done
 [[ $SWEEP -eq 0 || $LAYOUT -eq 0 ]] || die "--threads-sweep and --layout-sweep are exclusive"
 [[ $LAYOUT -eq 1 || $LAYOUT_AB -eq 0 ]] || die "--layout-ab needs --layout-sweep"
 [[ $LAYOUT -eq 0 || $PROCS -eq 1 ]] || die "--procs does not apply to --layout-sweep (it runs every layout)"
+[[ $SWEEP -eq 0 && $LAYOUT -eq 0 ]] || [[ -z $HEARTH_THREADS ]] || warn "--hearth-threads is ignored by the sweeps (they set hearth's threads)"
 [[ -z $HEARTH_THREADS ]] || is_uint "$HEARTH_THREADS" || die "--hearth-threads must be an integer"
 [[ $AB_REQS -ge $AB_CONC ]] || die "--ab-requests must be >= --ab-concurrency"
 [[ $HEARTH_BIN == "$HEARTH_BIN_DEFAULT" ]] || DO_BUILD=0
