@@ -704,6 +704,16 @@ else
     mkdir -p "$(dirname "$OUT")"
 fi
 
+# Per-round values next to the summary TSV: $OUT with a -raw.tsv suffix.
+write_raw_tsv() {
+    RAW_OUT="${OUT%.tsv}-raw.tsv"
+    {
+        meta_lines
+        printf 'round\tserver\tmetric\tvalue\n'
+        printf '%s\n' "${RAW_ROWS[@]}"
+    } >"$RAW_OUT"
+}
+
 meta_lines() {
     echo "# hearth bench $(date -u +%Y-%m-%dT%H:%M:%SZ) host=$(uname -n) kernel=$(uname -r) nproc=$NPROC"
     echo "# hearth=$( [[ -n ${WANT[hearth]:-} ]] && (cd "$REPO_DIR" && git describe --always --dirty 2>/dev/null || echo unknown) || echo skipped) nginx=$("${NGINX_CMD[@]}" -v 2>&1 | awk -F/ '{print $2}' | head -n 1) wrk=$("${WRK_CMD[@]}" --version 2>&1 | awk '{print $2}' | head -n 1)"
@@ -833,12 +843,7 @@ if [[ $LAYOUT -eq 1 ]]; then
         printf 'threads\tlayout\tprocs\tthreads_per_proc\thearth_rps\tnginx_rps\tratio_hearth_nginx\thearth_ab_rps\tnginx_ab_rps\tratio_ab\thearth_cpu_us_per_req\tnginx_cpu_us_per_req\n'
         printf '%s\n' "${LAYOUT_ROWS[@]}"
     } >"$OUT"
-    RAW_OUT="${OUT%.tsv}-raw.tsv"
-    {
-        meta_lines
-        printf 'round\tserver\tmetric\tvalue\n'
-        printf '%s\n' "${RAW_ROWS[@]}"
-    } >"$RAW_OUT"
+    write_raw_tsv
     echo
     echo "keep-alive 1 KiB, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s$([[ $LAYOUT_AB -eq 0 ]] || echo "; short conns ab -c$AB_CONC -n$AB_REQS"), $STAT of $ROUNDS rounds (req/s, higher is better)"
     echo "layout = hearth processes x threads each (--reuseport when processes > 1); nginx runs <threads> workers"
@@ -964,12 +969,7 @@ done
     printf 'metric\tlabel\tunit\tbetter\thearth\tnginx1\tnginx2\tratio_hearth_nginx1\thearth_best\tnginx1_best\tnginx2_best\tratio_best\n'
     printf '%s\n' "${TSV_ROWS[@]}"
 } >"$OUT"
-RAW_OUT="${OUT%.tsv}-raw.tsv"
-{
-    meta_lines
-    printf 'round\tserver\tmetric\tvalue\n'
-    printf '%s\n' "${RAW_ROWS[@]}"
-} >"$RAW_OUT"
+write_raw_tsv
 
 echo
 echo "hearth vs nginx: $STAT of $ROUNDS rounds; nginx1 = 1 worker, nginx2 = 2 workers; ratio = hearth/nginx1"
