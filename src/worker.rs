@@ -90,7 +90,15 @@ impl Worker {
             self.shared.queued.fetch_sub(batch.len(), Ordering::Relaxed);
             self.shared.stats.busy.fetch_add(1, Ordering::Relaxed);
             for conn in batch {
-                self.process(conn);
+                let token = conn.token;
+                // A bug must cost one connection, not a worker thread: the connection
+                // (and its descriptor) is dropped while unwinding and its slot freed.
+                let served =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(conn)));
+                if served.is_err() {
+                    log::error!("worker panicked while serving a connection; it was closed");
+                    self.shared.notify(Notice::Closed(token));
+                }
             }
             self.shared.stats.busy.fetch_sub(1, Ordering::Relaxed);
         }
