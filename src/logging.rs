@@ -150,6 +150,7 @@ impl Logs {
             };
             let server = Arc::new(LogFile::open(cfg.log_dir.join("server.log"))?);
             let access = access_path.map(LogFile::open).transpose()?;
+            let access_on = access.is_some();
             if cfg.log_async || access.is_some() {
                 let (tx, rx) = crossbeam_channel::bounded(QUEUE);
                 let thread_server = cfg.log_async.then(|| server.clone());
@@ -160,7 +161,7 @@ impl Logs {
                         .name("hearth-log".into())
                         .spawn(move || writer(rx, thread_server, thread_access, d))?,
                 );
-                logs.access = thread_access_present(cfg);
+                logs.access = access_on;
                 logs.tx = Some(tx);
             }
             let target = match (&logs.tx, cfg.log_async) {
@@ -204,15 +205,6 @@ impl Logs {
         }
         log::info!("log files reopened");
     }
-
-    /// Access-log lines dropped because the writer fell behind.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-}
-
-fn thread_access_present(cfg: &Config) -> bool {
-    !cfg.close_log && cfg.access_log != "off"
 }
 
 impl Logs {

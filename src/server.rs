@@ -349,9 +349,9 @@ impl std::fmt::Display for StartError {
 }
 
 impl Server {
-    /// Validates `cfg`, opens the root and binds the listening socket. `signals`
-    /// (from [`SignalFd::new`], made before any thread) lets SIGTERM/SIGHUP reach the
-    /// reactor; `logs` is kept alive for SIGHUP reopening.
+    /// Validates `cfg`, opens the root, binds the listening socket and writes the pid
+    /// file, if asked for. `signals` (from [`SignalFd::new`], made before any thread)
+    /// lets SIGTERM/SIGHUP reach the reactor; `logs` is kept alive for SIGHUP reopening.
     pub fn bind(
         cfg: &Config,
         signals: Option<SignalFd>,
@@ -397,6 +397,9 @@ impl Server {
             buffers: crossbeam_channel::bounded(BUFFER_POOL),
             settings,
         });
+        if let Some(p) = &cfg.pid_file {
+            write_pid_file(p).map_err(io(&format!("pid file {}", p.display())))?;
+        }
         Ok(Server {
             shared,
             listener,
@@ -435,9 +438,6 @@ impl Server {
             s.max_conns,
             if self.reuseport { " reuseport" } else { "" }
         );
-        if let Some(p) = &self.pid_file {
-            std::fs::write(p, format!("{}\n", std::process::id()))?;
-        }
         let logs = self.logs.map(Arc::new);
         let mut workers = Vec::with_capacity(s.workers);
         for i in 0..s.workers {
@@ -474,6 +474,15 @@ impl Server {
         }
         result
     }
+}
+
+/// Writes this process's id to `path` atomically (a reader never sees a partial
+/// file): a temporary file beside it, then a rename.
+fn write_pid_file(path: &std::path::Path) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Stops a running server gracefully.

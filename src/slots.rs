@@ -37,11 +37,6 @@ impl Slots {
         }
     }
 
-    /// Number of slots the table can hold.
-    pub fn capacity(&self) -> usize {
-        self.segments.len() * SEGMENT
-    }
-
     fn slot(&self, index: u32) -> &Mutex<Inner> {
         let i = index as usize;
         let seg = self.segments[i / SEGMENT]

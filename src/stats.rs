@@ -34,8 +34,6 @@ pub struct Stats {
     reading: AtomicI64,
     writing: AtomicI64,
     waiting: AtomicI64,
-    /// Access-log lines dropped because the log writer fell behind.
-    pub log_dropped: AtomicU64,
 }
 
 impl Default for Stats {
@@ -51,7 +49,6 @@ impl Default for Stats {
             reading: AtomicI64::new(0),
             writing: AtomicI64::new(0),
             waiting: AtomicI64::new(0),
-            log_dropped: AtomicU64::new(0),
         }
     }
 }
