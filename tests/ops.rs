@@ -128,7 +128,7 @@ fn sighup_reopens_moved_logs() {
     let dir = srv.logs.path();
     std::fs::rename(dir.join("access.log"), dir.join("access.log.1")).unwrap();
     std::fs::rename(dir.join("server.log"), dir.join("server.log.1")).unwrap();
-    unsafe_free_kill(srv.child.id(), "HUP");
+    send_signal(srv.child.id(), "HUP");
     assert!(
         wait_for(Duration::from_secs(5), || dir.join("server.log").exists()),
         "server.log not recreated"
@@ -156,7 +156,7 @@ fn graceful_stop_finishes_downloads_and_refuses_new_connections() {
         .unwrap();
     let mut first = [0u8; 1024];
     dl.read_exact(&mut first).unwrap();
-    unsafe_free_kill(srv.child.id(), "TERM");
+    send_signal(srv.child.id(), "TERM");
     // Idle keep-alive connections are closed at once.
     assert!(is_closed(&mut idle));
     // New connections are refused.
