@@ -115,22 +115,25 @@ impl Worker {
     }
 
     fn drive(&mut self, c: &mut Conn) -> Next {
-        let shared = self.shared.clone();
-        let s = &shared.settings;
+        // Copies, so `self` stays free for the `&mut self` calls below.
+        let (limits, timeout_ms, defer_write) = {
+            let s = &self.shared.settings;
+            (s.limits, s.timeout_ms, s.defer_write)
+        };
         loop {
             match &mut c.phase {
                 Phase::Write => {
-                    if s.defer_write && !std::mem::take(&mut c.writable) {
+                    if defer_write && !std::mem::take(&mut c.writable) {
                         return Next::Write;
                     }
                     let mut sent = 0;
-                    let r = c.write_out(&mut sent, || shared.queue_len() > 0);
+                    let r = c.write_out(&mut sent, || self.shared.queue_len() > 0);
                     if sent > 0 {
                         self.shared
                             .stats
                             .bytes_sent
                             .fetch_add(sent, Ordering::Relaxed);
-                        c.deadline = clock::now_ms() + s.timeout_ms;
+                        c.deadline = clock::now_ms() + timeout_ms;
                     }
                     match r {
                         Ok(WriteStatus::Done) => {
@@ -155,7 +158,7 @@ impl Worker {
                                 if c.eof {
                                     return Next::Close;
                                 }
-                                c.deadline = clock::now_ms() + s.timeout_ms;
+                                c.deadline = clock::now_ms() + timeout_ms;
                                 return Next::Read;
                             }
                         }
@@ -170,7 +173,7 @@ impl Worker {
                     if c.buf.is_empty() {
                         return if c.eof { Next::Close } else { Next::Read };
                     }
-                    let plan = match request::parse(&c.buf, &s.limits) {
+                    let plan = match request::parse(&c.buf, &limits) {
                         Ok(Parsed::Partial) => return if c.eof { Next::Close } else { Next::Read },
                         Ok(Parsed::Complete(head)) => {
                             let n = head.len;
@@ -341,11 +344,9 @@ impl Worker {
     }
 
     fn route(&mut self, peer: &SocketAddr, h: &Head<'_>) -> Plan {
-        let shared = self.shared.clone();
-        let s = &shared.settings;
         // A half-closed client (eof) still gets every buffered request answered; the
         // connection closes once they are, without forcing close on this response.
-        let close = !h.keep_alive || shared.draining.load(Ordering::Relaxed);
+        let close = !h.keep_alive || self.shared.draining.load(Ordering::Relaxed);
         let head_only = h.method == Method::Head;
         if h.expect_other {
             return self
@@ -353,7 +354,7 @@ impl Worker {
                 .skipping_body();
         }
         if let BodyKind::Length(n) = h.body {
-            if n > s.max_body {
+            if n > self.shared.settings.max_body {
                 return self
                     .error(Status::PayloadTooLarge, head_only, true, None)
                     .skipping_body();
@@ -384,18 +385,19 @@ impl Worker {
         if path.contains('#') {
             return self.error(Status::BadRequest, head_only, true, None);
         }
-        let shared = self.shared.clone();
-        let s = &shared.settings;
-        if !s.health_path.is_empty() && path == s.health_path && h.method != Method::Options {
+        let s = &self.shared.settings;
+        let health = !s.health_path.is_empty() && path == s.health_path;
+        let stats = s.stats_path.as_deref() == Some(path);
+        if health && h.method != Method::Options {
             if h.method == Method::Other {
                 return self.error(Status::MethodNotAllowed, head_only, close, None);
             }
-            let (status, body): (Status, &'static [u8]) = if shared.draining.load(Ordering::Relaxed)
-            {
-                (Status::ServiceUnavailable, b"draining\n")
-            } else {
-                (Status::Ok, b"ok\n")
-            };
+            let (status, body): (Status, &'static [u8]) =
+                if self.shared.draining.load(Ordering::Relaxed) {
+                    (Status::ServiceUnavailable, b"draining\n")
+                } else {
+                    (Status::Ok, b"ok\n")
+                };
             return self.memory(
                 status,
                 "text/plain; charset=utf-8",
@@ -404,14 +406,17 @@ impl Worker {
                 close,
             );
         }
-        if s.stats_path.as_deref() == Some(path) && h.method != Method::Options {
-            if !s.stats_allowed(peer.ip()) {
+        if stats && h.method != Method::Options {
+            if !self.shared.settings.stats_allowed(peer.ip()) {
                 return self.error(Status::Forbidden, head_only, close, None);
             }
             if h.method == Method::Other {
                 return self.error(Status::MethodNotAllowed, head_only, close, None);
             }
-            let snap = shared.stats.snapshot(shared.queue_len(), s.workers);
+            let snap = self
+                .shared
+                .stats
+                .snapshot(self.shared.queue_len(), self.shared.settings.workers);
             let json = query.is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
             let (ctype, text) = if json {
                 ("application/json", snap.json())

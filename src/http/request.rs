@@ -113,25 +113,49 @@ fn classify(method: &str) -> Option<Method> {
     })
 }
 
-/// Header fields the server acts on.
-const KNOWN: [&str; 16] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "expect",
-    "if-none-match",
-    "if-modified-since",
-    "if-match",
-    "if-unmodified-since",
-    "range",
-    "if-range",
-    "origin",
-    "access-control-request-method",
-    "access-control-request-headers",
-    "referer",
-    "user-agent",
+/// The header fields the server reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Host,
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Expect,
+    IfNoneMatch,
+    IfModifiedSince,
+    IfMatch,
+    IfUnmodifiedSince,
+    Range,
+    IfRange,
+    Origin,
+    AcrMethod,
+    AcrHeaders,
+    Referer,
+    UserAgent,
+}
+
+const FIELDS: [(&str, Field); 16] = [
+    ("host", Field::Host),
+    ("content-length", Field::ContentLength),
+    ("transfer-encoding", Field::TransferEncoding),
+    ("connection", Field::Connection),
+    ("expect", Field::Expect),
+    ("if-none-match", Field::IfNoneMatch),
+    ("if-modified-since", Field::IfModifiedSince),
+    ("if-match", Field::IfMatch),
+    ("if-unmodified-since", Field::IfUnmodifiedSince),
+    ("range", Field::Range),
+    ("if-range", Field::IfRange),
+    ("origin", Field::Origin),
+    ("access-control-request-method", Field::AcrMethod),
+    ("access-control-request-headers", Field::AcrHeaders),
+    ("referer", Field::Referer),
+    ("user-agent", Field::UserAgent),
 ];
+
+fn field(name: &str) -> Option<Field> {
+    FIELDS.iter().find(|(n, _)| eq_ci(name, n)).map(|&(_, f)| f)
+}
 
 /// Every LF must follow a CR and every CR must precede an LF (RFC 9112 §2.2 lets a
 /// server reject bare CR and LF; accepting them invites request smuggling).
@@ -273,77 +297,70 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Reject> {
     let mut te_unknown = false;
     let bad = Reject(Status::BadRequest);
     for h in req.headers.iter() {
-        let name = h.name;
+        let Some(field) = field(h.name) else { continue };
         // httparse allows obs-text (bytes over 0x7f) in values. Fields only logged
         // keep it out of the log; fields the server acts on must be text.
-        let logged_only = eq_ci(name, "user-agent") || eq_ci(name, "referer");
         let value = match std::str::from_utf8(h.value) {
             Ok(v) => v.trim_matches([' ', '\t']),
-            Err(_) if logged_only => continue,
-            Err(_) if !KNOWN.iter().any(|k| eq_ci(name, k)) => continue,
+            Err(_) if matches!(field, Field::Referer | Field::UserAgent) => continue,
             Err(_) => return Err(bad),
         };
-        if eq_ci(name, "host") {
-            hosts += 1;
-            if value.is_empty() && minor == 1 {
-                return Err(bad);
-            }
-        } else if eq_ci(name, "content-length") {
-            lengths += 1;
-            content_length = Some(parse_length(value.as_bytes()).ok_or(bad)?);
-        } else if eq_ci(name, "transfer-encoding") {
-            te_seen = true;
-            for coding in value.split(',').map(|c| c.trim_matches([' ', '\t'])) {
-                if coding.is_empty() {
-                    continue;
+        match field {
+            Field::Host => {
+                hosts += 1;
+                if value.is_empty() && minor == 1 {
+                    return Err(bad);
                 }
-                if eq_ci(coding, "chunked") {
-                    te_chunked_count += 1;
-                    te_chunked_last = true;
-                } else {
-                    if te_chunked_last {
-                        // chunked must be the final coding.
-                        return Err(bad);
+            }
+            Field::ContentLength => {
+                lengths += 1;
+                content_length = Some(parse_length(value.as_bytes()).ok_or(bad)?);
+            }
+            Field::TransferEncoding => {
+                te_seen = true;
+                for coding in value.split(',').map(|c| c.trim_matches([' ', '\t'])) {
+                    if coding.is_empty() {
+                        continue;
                     }
-                    te_unknown = true;
+                    if eq_ci(coding, "chunked") {
+                        te_chunked_count += 1;
+                        te_chunked_last = true;
+                    } else {
+                        if te_chunked_last {
+                            // chunked must be the final coding.
+                            return Err(bad);
+                        }
+                        te_unknown = true;
+                    }
                 }
             }
-        } else if eq_ci(name, "connection") {
-            for token in value.split(',').map(|t| t.trim_matches([' ', '\t'])) {
-                if eq_ci(token, "close") {
-                    head.keep_alive = false;
-                } else if eq_ci(token, "keep-alive") && minor == 0 {
-                    head.keep_alive = true;
+            Field::Connection => {
+                for token in value.split(',').map(|t| t.trim_matches([' ', '\t'])) {
+                    if eq_ci(token, "close") {
+                        head.keep_alive = false;
+                    } else if eq_ci(token, "keep-alive") && minor == 0 {
+                        head.keep_alive = true;
+                    }
                 }
             }
-        } else if eq_ci(name, "expect") {
-            if eq_ci(value, "100-continue") {
-                head.expect_continue = minor == 1;
-            } else {
-                head.expect_other = true;
+            Field::Expect => {
+                if eq_ci(value, "100-continue") {
+                    head.expect_continue = minor == 1;
+                } else {
+                    head.expect_other = true;
+                }
             }
-        } else if eq_ci(name, "if-none-match") {
-            head.if_none_match = Some(value);
-        } else if eq_ci(name, "if-modified-since") {
-            head.if_modified_since = Some(value);
-        } else if eq_ci(name, "if-match") {
-            head.if_match = Some(value);
-        } else if eq_ci(name, "if-unmodified-since") {
-            head.if_unmodified_since = Some(value);
-        } else if eq_ci(name, "range") {
-            head.range = Some(value);
-        } else if eq_ci(name, "if-range") {
-            head.if_range = Some(value);
-        } else if eq_ci(name, "origin") {
-            head.origin = Some(value);
-        } else if eq_ci(name, "access-control-request-method") {
-            head.acr_method = Some(value);
-        } else if eq_ci(name, "access-control-request-headers") {
-            head.acr_headers = Some(value);
-        } else if eq_ci(name, "referer") {
-            head.referer = Some(value);
-        } else if eq_ci(name, "user-agent") {
-            head.user_agent = Some(value);
+            Field::IfNoneMatch => head.if_none_match = Some(value),
+            Field::IfModifiedSince => head.if_modified_since = Some(value),
+            Field::IfMatch => head.if_match = Some(value),
+            Field::IfUnmodifiedSince => head.if_unmodified_since = Some(value),
+            Field::Range => head.range = Some(value),
+            Field::IfRange => head.if_range = Some(value),
+            Field::Origin => head.origin = Some(value),
+            Field::AcrMethod => head.acr_method = Some(value),
+            Field::AcrHeaders => head.acr_headers = Some(value),
+            Field::Referer => head.referer = Some(value),
+            Field::UserAgent => head.user_agent = Some(value),
         }
     }
     // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0.
