@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::clock;
-use crate::conn::{Body, Bytes, Conn, Phase, WriteStatus};
+use crate::conn::{Body, Bytes, Conn, Outgoing, Phase, WriteStatus};
 use crate::files::{self, Content, Entry, Lookup};
 use crate::http::chunked::{ChunkError, Decoder};
 use crate::http::precondition::{self, Decision, Validators};
@@ -137,15 +137,12 @@ impl Worker {
                     }
                     match r {
                         Ok(WriteStatus::Done) => {
-                            // Give the head buffer back to this worker for the next response.
-                            if c.out.head.capacity() > self.head.capacity()
-                                || self.head.capacity() == 0
-                            {
+                            // Keep the larger head buffer in this worker for the next
+                            // response; an idle connection holds none.
+                            if c.out.head.capacity() > self.head.capacity() {
                                 std::mem::swap(&mut c.out.head, &mut self.head);
                             }
-                            c.out.head = Vec::new();
-                            c.out.pos = 0;
-                            c.out.body = Body::Empty;
+                            c.out = Outgoing::default();
                             if c.close_after || self.shared.draining.load(Ordering::Relaxed) {
                                 // Unread input (a body we refused, bytes after a bad
                                 // head) would turn close into a reset that can destroy
