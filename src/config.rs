@@ -29,6 +29,11 @@ pub struct Config {
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
 
+    /// Reactor threads: epoll loops that accept and read connections (default: one
+    /// per four CPUs, at least one; the main thread is always reactor 0).
+    #[arg(long)]
+    pub reactors: Option<usize>,
+
     /// Seconds a connection may wait for a complete request, or sit idle between
     /// keep-alive requests, or make no progress reading a response.
     #[arg(long, default_value_t = 60)]
@@ -101,6 +106,12 @@ pub struct Config {
     /// Open the listening socket with SO_REUSEPORT so several processes share the port.
     #[arg(long)]
     pub reuseport: bool,
+
+    /// With several reactors, give each its own SO_REUSEPORT listening socket (the
+    /// kernel hashes connections to them) instead of one socket watched by all with
+    /// EPOLLEXCLUSIVE. For comparing the two.
+    #[arg(long, hide = true)]
+    pub accept_reuseport: bool,
 
     /// Write a response only once epoll reports the socket writable (re-arm for
     /// EPOLLOUT after process()), instead of trying the write at once and re-arming

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use crate::http::chunked::Decoder;
-use crate::stats::Gauge;
+use crate::stats::{Gauge, GaugeSlot, Stats};
 use crate::sys;
 
 /// Identifies a connection in epoll events: slot index in the low 32 bits, the
@@ -34,22 +34,60 @@ impl Token {
     }
 }
 
-/// Where the connection is in the exchange.
+/// What happens once the response in `out` has been written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Wait for the next request on the same connection.
+    KeepAlive,
+    /// Close the connection (lingering first if unread input is buffered).
+    Close,
+    /// The client may still be sending bytes that will never be read (a refused
+    /// body): shut down writing and drain input until it closes, so the close does not
+    /// turn into a reset that destroys the response.
+    Linger,
+}
+
+/// Where the connection is in the exchange. Each state carries what it needs, so a
+/// connection cannot be, say, reading a body with no response waiting.
 #[derive(Debug)]
-pub enum Phase {
+pub enum State {
     /// Waiting for (the rest of) a request head.
     Head,
-    /// Discarding a `Content-Length` body; the response is in `out`.
+    /// Discarding a `Content-Length` body; the response waits in `out`.
     Body {
         /// Body bytes still to come.
         remaining: u64,
+        /// What follows the response.
+        after: After,
     },
-    /// Discarding a chunked body; the response is in `out`.
-    Chunked(Box<Decoder>),
+    /// Discarding a chunked body; the response waits in `out`.
+    Chunked {
+        /// The chunk decoder.
+        decoder: Box<Decoder>,
+        /// What follows the response.
+        after: After,
+    },
     /// Writing `out`.
+    Write {
+        /// What follows the response.
+        after: After,
+        /// Epoll has reported the socket writable (`--defer-write` waits for it).
+        writable: bool,
+    },
+    /// Our side is shut down; discarding input until the peer closes.
+    Linger,
+}
+
+/// What a connection needs next from the reactor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Wait until the socket is readable.
+    Read,
+    /// Wait until the socket is writable.
     Write,
-    /// Our side is shut down; discarding input until the peer closes, so the
-    /// response is not destroyed by a reset.
+    /// Close now.
+    Close,
+    /// Shut down writing, then wait for the peer to close.
     Linger,
 }
 
@@ -65,12 +103,23 @@ pub enum Bytes {
 }
 
 impl Bytes {
-    fn as_slice(&self) -> &[u8] {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Static(b) => b,
             Bytes::Shared(b) => b,
             Bytes::Owned(b) => b,
         }
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -134,7 +183,7 @@ pub enum WriteStatus {
 /// At most this many bytes go out in one turn before the connection yields.
 const WRITE_QUANTUM: u64 = 4 * 1024 * 1024;
 
-/// One client connection. Owned by exactly one thread at a time: the reactor (in its
+/// One client connection. Owned by exactly one thread at a time: its reactor (in its
 /// slot) or a worker (after the queue handed it over).
 #[derive(Debug)]
 pub struct Conn {
@@ -142,52 +191,63 @@ pub struct Conn {
     pub stream: TcpStream,
     /// Slot and generation.
     pub token: Token,
+    /// The reactor that accepted the connection: its slots, timers and epoll.
+    pub home: usize,
     /// Client address.
     pub peer: SocketAddr,
     /// Received bytes not yet consumed.
     pub buf: Vec<u8>,
-    /// Protocol phase.
-    pub phase: Phase,
+    /// Protocol state.
+    pub state: State,
     /// The response in progress.
     pub out: Outgoing,
-    /// Close after the current response.
-    pub close_after: bool,
-    /// The client may still be sending bytes we will not read (a refused body).
-    pub unread_input: bool,
-    /// Dispatched because epoll reported the socket writable.
-    pub writable: bool,
-    /// The peer has shut down its sending side (read returned 0).
+    /// The peer has shut down its sending side (read returned 0): buffered requests
+    /// are still answered, then the connection closes.
     pub eof: bool,
-    /// Registered with epoll yet (a connection served straight from accept is not).
+    /// Registered with its reactor's epoll yet (a connection served and closed straight
+    /// from accept never is, which saves an `epoll_ctl`).
     pub registered: bool,
-    /// The reactor's timer heap has an entry for this connection. Only connections
-    /// that wait in a slot need one; one served and closed straight from accept never
-    /// costs a timer.
-    pub timer: bool,
     /// Millisecond deadline on the shared clock; past it the connection is closed.
     pub deadline: u64,
-    /// The stats gauge the connection is counted in.
-    pub gauge: Gauge,
+    /// The earliest entry the home reactor's timer heap holds for this connection,
+    /// if one is pending; a deadline before it needs a new entry.
+    pub timer_at: Option<u64>,
+    /// The stats gauge the connection is counted in (left when it is dropped).
+    pub gauge: GaugeSlot,
 }
 
 impl Conn {
-    /// A new connection, counted as reading.
-    pub fn new(stream: TcpStream, peer: SocketAddr, token: Token, deadline: u64) -> Conn {
+    /// A new connection of reactor `home`, counted as reading.
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        token: Token,
+        home: usize,
+        deadline: u64,
+        stats: Arc<Stats>,
+    ) -> Conn {
         Conn {
             stream,
             token,
+            home,
             peer,
             buf: Vec::new(),
-            phase: Phase::Head,
+            state: State::Head,
             out: Outgoing::default(),
-            close_after: false,
-            unread_input: false,
-            writable: false,
             eof: false,
             registered: false,
-            timer: false,
             deadline,
-            gauge: Gauge::Reading,
+            timer_at: None,
+            gauge: GaugeSlot::new(stats, Gauge::Reading),
+        }
+    }
+
+    /// Whether the timer heap needs a new entry for the current deadline: none is
+    /// pending, or the one pending fires after the deadline (it moved earlier).
+    pub fn needs_timer(&self, now: u64) -> bool {
+        match self.timer_at {
+            Some(at) => at > self.deadline || at <= now,
+            None => true,
         }
     }
 
@@ -198,7 +258,7 @@ impl Conn {
 
     /// True when idle between requests: nothing buffered, nothing to write.
     pub fn is_idle(&self) -> bool {
-        matches!(self.phase, Phase::Head) && self.buf.is_empty()
+        matches!(self.state, State::Head) && self.buf.is_empty()
     }
 
     /// Writes as much of `out` as the socket takes; `sent` is increased by the bytes

@@ -1,5 +1,5 @@
-//! hearth: a static-file HTTP/1.1 server built as one epoll reactor thread feeding a
-//! pool of worker threads.
+//! hearth: a static-file HTTP/1.1 server built as epoll reactor threads (the main
+//! thread, and more with `--reactors`) feeding a pool of worker threads.
 //!
 //! ```text
 //!            accept, read                 process(): parse, resolve, write
@@ -12,13 +12,18 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod files;
+pub mod handler;
 pub mod http;
 pub mod logging;
 pub mod reactor;
+pub mod reply;
 pub mod server;
+pub mod settings;
+pub mod shared;
 pub mod slots;
 pub mod stats;
 pub mod sys;
+pub mod timer;
 pub mod worker;
 
 pub use config::Config;

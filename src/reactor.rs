@@ -1,9 +1,9 @@
-//! The reactor: the main thread's epoll loop. It accepts connections, reads sockets,
-//! hands connections with new bytes (or room to write) to the workers, and closes
-//! those whose deadline passed.
+//! A reactor: one epoll loop. It accepts connections, reads sockets, hands
+//! connections with new bytes (or room to write) to the workers, and closes those
+//! whose deadline passed. Reactor 0 runs on the main thread and also handles signals;
+//! with `--reactors N` the others run on threads `hearth-r1` … and share the
+//! listening sockets. A connection belongs to the reactor that accepted it.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -13,16 +13,19 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock;
-use crate::conn::{Conn, Phase, Token};
+use crate::conn::{Conn, State, Token};
 use crate::http::response;
 use crate::logging::Logs;
-use crate::server::{Batch, Notice, Shared};
-use crate::stats::Gauge;
+use crate::shared::{Batch, Link, Notice, Shared};
 use crate::sys::{self, Event, SignalFd, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
+use crate::timer::Timers;
 
-const LISTENER: u64 = u64::MAX;
 const SIGNALS: u64 = u64::MAX - 1;
 const WAKER: u64 = u64::MAX - 2;
+/// Listener `i` is registered with token `LISTENERS - i`.
+const LISTENERS: u64 = u64::MAX - 16;
+/// Most listening sockets one reactor watches.
+pub const MAX_LISTENERS: usize = 64;
 
 /// Events fetched per `epoll_wait`.
 const EVENTS: usize = 1024;
@@ -37,29 +40,41 @@ const MAX_WAIT_MS: u64 = 1000;
 /// Largest body chunk read per turn.
 const BODY_READ: usize = 64 * 1024;
 
-/// Begins a graceful stop from any thread.
-pub fn request_stop(shared: &Shared) {
-    shared.draining.store(true, Ordering::SeqCst);
-    shared.wake();
+/// How a reactor watches the listening sockets.
+#[derive(Debug, Clone)]
+pub struct Listeners {
+    /// The sockets, shared by every reactor that watches them.
+    pub sockets: Arc<[TcpListener]>,
+    /// Extra epoll flags: `EPOLLEXCLUSIVE` when several reactors watch one socket,
+    /// so a new connection wakes one of them, not all.
+    pub flags: u32,
 }
 
-/// The reactor's state; lives on the main thread.
+/// What reactor 0 alone handles: signals and the log files.
+pub struct Control {
+    /// SIGTERM/SIGINT/SIGHUP, delivered through a signalfd.
+    pub signals: Option<SignalFd>,
+    /// Kept alive for SIGHUP reopening.
+    pub logs: Option<Arc<Logs>>,
+}
+
+/// One reactor's state; lives on its own thread.
 pub struct Reactor {
+    id: usize,
     shared: Arc<Shared>,
-    listener: Option<TcpListener>,
-    signals: Option<SignalFd>,
+    listeners: Option<Listeners>,
+    control: Option<Control>,
     notices: Receiver<Notice>,
     queue: Option<Sender<Batch>>,
     /// Connections made ready in this turn of the loop, sent when it ends.
     ready: Batch,
-    logs: Option<Arc<Logs>>,
     events: Vec<Event>,
     free: Vec<u32>,
     next_index: u32,
     active: usize,
-    timers: BinaryHeap<Reverse<(u64, Token)>>,
+    timers: Timers,
     accept_paused_until: Option<u64>,
-    listener_registered: bool,
+    listeners_registered: bool,
     /// Accepting failed for lack of descriptors or memory and has not succeeded since.
     accept_starved: bool,
     grace_deadline: Option<u64>,
@@ -69,50 +84,55 @@ pub struct Reactor {
 }
 
 impl Reactor {
-    /// Registers the listener, signals and waker with epoll.
+    /// Reactor `id`: registers its listeners, waker and (reactor 0) signals with its
+    /// epoll.
     pub fn new(
+        id: usize,
         shared: Arc<Shared>,
-        listener: TcpListener,
-        signals: Option<SignalFd>,
+        listeners: Listeners,
+        control: Option<Control>,
         notices: Receiver<Notice>,
         queue: Sender<Batch>,
-        logs: Option<Arc<Logs>>,
     ) -> io::Result<Reactor> {
-        // The listener is level-triggered without ONESHOT: a backlog left after an
-        // accept batch is reported again on the next wait.
-        shared.epoll.add(listener.as_raw_fd(), EV_IN, LISTENER)?;
-        if let Some(s) = &signals {
-            shared.epoll.add(s.raw(), EV_IN, SIGNALS)?;
+        let link = shared.link(id);
+        if let Some(s) = control.as_ref().and_then(|c| c.signals.as_ref()) {
+            link.epoll.add(s.raw(), EV_IN, SIGNALS)?;
         }
-        shared.epoll.add(shared.waker().raw(), EV_IN, WAKER)?;
-        Ok(Reactor {
+        link.epoll.add(link.waker().raw(), EV_IN, WAKER)?;
+        let mut r = Reactor {
+            id,
             shared,
-            listener: Some(listener),
-            signals,
+            listeners: Some(listeners),
+            control,
             notices,
             queue: Some(queue),
             ready: Vec::with_capacity(EVENTS),
-            logs,
             events: vec![sys::empty_event(); EVENTS],
             free: Vec::new(),
             next_index: 0,
             active: 0,
-            timers: BinaryHeap::new(),
+            timers: Timers::default(),
             accept_paused_until: None,
-            listener_registered: true,
+            listeners_registered: false,
             accept_starved: false,
             grace_deadline: None,
             overload: response::overload_response(),
             scratch: vec![0; 16 * 1024],
             last_overload_log: 0,
-        })
+        };
+        r.register_listeners()?;
+        Ok(r)
+    }
+
+    fn link(&self) -> &Link {
+        self.shared.link(self.id)
     }
 
     /// Runs until a graceful stop completes.
     pub fn run(mut self) -> io::Result<()> {
         loop {
             self.drain_notices();
-            if self.shared.draining.load(Ordering::SeqCst) && self.grace_deadline.is_none() {
+            if self.shared.is_draining() && self.grace_deadline.is_none() {
                 self.begin_stop();
             }
             if let Some(deadline) = self.grace_deadline {
@@ -125,13 +145,19 @@ impl Reactor {
                 }
             }
             let timeout = self.wait_timeout();
-            let n = self.shared.epoll.wait(&mut self.events, timeout)?;
+            let n = self
+                .shared
+                .link(self.id)
+                .epoll
+                .wait(&mut self.events, timeout)?;
             for i in 0..n {
                 let ev = self.events[i];
                 match sys::event_token(&ev) {
-                    LISTENER => self.accept_batch(),
                     SIGNALS => self.on_signals(),
-                    WAKER => self.shared.waker().drain(),
+                    WAKER => self.link().waker().drain(),
+                    t if t <= LISTENERS && t > LISTENERS - MAX_LISTENERS as u64 => {
+                        self.accept_batch((LISTENERS - t) as usize)
+                    }
                     t => self.on_event(Token(t), sys::event_flags(&ev)),
                 }
             }
@@ -143,14 +169,15 @@ impl Reactor {
                 }
             }
         }
-        // Dropping the sender ends the workers once the queue is empty.
+        // Dropping the sender ends the workers once every reactor has stopped and the
+        // queue is empty.
         self.queue = None;
         Ok(())
     }
 
     fn wait_timeout(&self) -> i32 {
         let now = clock::now_ms();
-        let mut until = self.timers.peek().map(|Reverse((t, _))| *t);
+        let mut until = self.timers.next();
         for t in [
             self.accept_paused_until,
             self.grace_deadline.map(|_| now + 50),
@@ -169,16 +196,19 @@ impl Reactor {
     }
 
     fn on_signals(&mut self) {
-        let Some(signals) = &self.signals else { return };
+        let Some(control) = &self.control else { return };
+        let Some(signals) = &control.signals else {
+            return;
+        };
         while let Some(sig) = signals.next() {
             match sig {
-                libc::SIGHUP => match &self.logs {
+                libc::SIGHUP => match &control.logs {
                     Some(l) => l.reopen(),
                     None => log::info!("SIGHUP: no log files to reopen"),
                 },
                 _ => {
                     log::info!("signal {sig}: stopping gracefully");
-                    self.shared.draining.store(true, Ordering::SeqCst);
+                    self.shared.request_stop();
                 }
             }
         }
@@ -188,25 +218,23 @@ impl Reactor {
     fn begin_stop(&mut self) {
         let grace = self.shared.settings.grace_ms;
         self.grace_deadline = Some(clock::now_ms() + grace);
-        if let Some(l) = self.listener.take() {
-            if self.listener_registered {
-                let _ = self.shared.epoll.delete(l.as_raw_fd());
-            }
-            // Dropping the listener closes it: new connections are refused.
-        }
+        self.deregister_listeners();
+        // The last reactor to let go closes the sockets: new connections are refused.
+        self.listeners = None;
         self.accept_paused_until = None;
         let mut closed = 0;
         for index in 0..self.next_index {
-            let token = self.shared.slots.token(index);
-            if self.shared.slots.with(token, Conn::is_idle) == Some(true) {
-                if let Some(c) = self.shared.slots.take(token) {
+            let token = self.link().slots.token(index);
+            if self.link().slots.with(token, Conn::is_idle) == Some(true) {
+                if let Some(c) = self.link().slots.take(token) {
                     self.close(c);
                     closed += 1;
                 }
             }
         }
         log::info!(
-            "stopping: closed {closed} idle connections, {} in flight (grace {} s)",
+            "stopping: reactor {} closed {closed} idle connections, {} in flight (grace {} s)",
+            self.id,
             self.active,
             grace / 1000
         );
@@ -217,20 +245,22 @@ impl Reactor {
             match n {
                 Notice::Closed(token) => self.release(token),
                 Notice::Kill(token) => {
-                    if let Some(c) = self.shared.slots.take(token) {
+                    if let Some(c) = self.link().slots.take(token) {
                         self.close(c);
                     }
                 }
-                Notice::Timer(token, deadline) => self.timers.push(Reverse((deadline, token))),
+                Notice::Timer(token, deadline) => self.timers.push(deadline, token),
             }
         }
     }
 
     /// Frees a slot whose connection is gone.
     fn release(&mut self, token: Token) {
-        self.shared.slots.retire(token);
+        self.link().slots.retire(token);
         self.free.push(token.index());
         self.active -= 1;
+        self.link().active.store(self.active, Ordering::Relaxed);
+        self.shared.leave();
         if self.accept_paused_until.is_some() && self.grace_deadline.is_none() {
             self.resume_accept();
         }
@@ -238,10 +268,31 @@ impl Reactor {
 
     /// Closes a connection the reactor holds.
     fn close(&mut self, c: Box<Conn>) {
-        self.shared.stats.leave(c.gauge);
         let token = c.token;
         drop(c);
         self.release(token);
+    }
+
+    fn register_listeners(&mut self) -> io::Result<()> {
+        if let Some(l) = &self.listeners {
+            for (i, s) in l.sockets.iter().enumerate() {
+                let token = LISTENERS - i as u64;
+                self.link()
+                    .epoll
+                    .add(s.as_raw_fd(), EV_IN | l.flags, token)?;
+            }
+        }
+        self.listeners_registered = true;
+        Ok(())
+    }
+
+    fn deregister_listeners(&mut self) {
+        if let (Some(l), true) = (&self.listeners, self.listeners_registered) {
+            for s in l.sockets.iter() {
+                let _ = self.link().epoll.delete(s.as_raw_fd());
+            }
+        }
+        self.listeners_registered = false;
     }
 
     fn pause_accept(&mut self, e: &io::Error) {
@@ -249,68 +300,42 @@ impl Reactor {
         if !self.accept_starved {
             log::error!(
                 "accept: {e}; pausing accepts ({} connections open)",
-                self.active
+                self.shared.open()
             );
             self.accept_starved = true;
         }
-        if let (Some(l), true) = (&self.listener, self.listener_registered) {
-            let _ = self.shared.epoll.delete(l.as_raw_fd());
-            self.listener_registered = false;
-        }
+        self.deregister_listeners();
         self.accept_paused_until = Some(clock::now_ms() + ACCEPT_BACKOFF_MS);
     }
 
     fn resume_accept(&mut self) {
         self.accept_paused_until = None;
-        if let (Some(l), false) = (&self.listener, self.listener_registered) {
-            match self.shared.epoll.add(l.as_raw_fd(), EV_IN, LISTENER) {
-                Ok(()) => self.listener_registered = true,
-                Err(e) => log::error!("re-registering the listener: {e}"),
+        if !self.listeners_registered {
+            if let Err(e) = self.register_listeners() {
+                log::error!("re-registering the listener: {e}");
             }
         }
     }
 
-    fn accept_batch(&mut self) {
+    fn accept_batch(&mut self, which: usize) {
+        let Some(l) = self.listeners.clone() else {
+            return;
+        };
+        let Some(listener) = l.sockets.get(which) else {
+            return;
+        };
         for _ in 0..ACCEPT_BATCH {
-            let Some(listener) = &self.listener else {
+            if !self.listeners_registered {
                 return;
-            };
+            }
             match sys::accept(listener) {
-                Ok((stream, peer)) => {
-                    self.shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    if std::mem::take(&mut self.accept_starved) {
-                        log::info!("accepting connections again ({} open)", self.active);
-                    }
-                    if self.active >= self.shared.settings.max_conns {
-                        self.drain_notices();
-                    }
-                    if self.active >= self.shared.settings.max_conns {
-                        self.refuse(stream);
-                        continue;
-                    }
-                    self.shared.stats.handled.fetch_add(1, Ordering::Relaxed);
-                    let index = self.free.pop().unwrap_or_else(|| {
-                        self.next_index += 1;
-                        self.next_index - 1
-                    });
-                    let token = self.shared.slots.token(index);
-                    let s = &self.shared.settings;
-                    let now = clock::now_ms();
-                    let deadline = now + s.header_timeout_ms.min(s.timeout_ms);
-                    let conn = Box::new(Conn::new(stream, peer, token, deadline));
-                    self.active += 1;
-                    self.shared.stats.enter(Gauge::Reading);
-                    // Clients usually send the request with the handshake: try a read
-                    // before the first epoll registration.
-                    self.on_readable(conn, 0);
-                }
+                Ok((stream, peer)) => self.accepted(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => match e.raw_os_error() {
                     Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => {}
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                        self.pause_accept(&e);
-                        return;
+                        return self.pause_accept(&e);
                     }
                     _ => {
                         log::error!("accept: {e}");
@@ -319,6 +344,36 @@ impl Reactor {
                 },
             }
         }
+    }
+
+    fn accepted(&mut self, stream: std::net::TcpStream, peer: std::net::SocketAddr) {
+        let stats = &self.shared.stats;
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        if std::mem::take(&mut self.accept_starved) {
+            log::info!("accepting connections again ({} open)", self.shared.open());
+        }
+        if !self.shared.admit() {
+            // Closed connections may not have been counted yet.
+            self.drain_notices();
+            if !self.shared.admit() {
+                return self.refuse(stream);
+            }
+        }
+        self.shared.stats.handled.fetch_add(1, Ordering::Relaxed);
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.next_index += 1;
+            self.next_index - 1
+        });
+        let token = self.link().slots.token(index);
+        let s = &self.shared.settings;
+        let deadline = clock::now_ms() + s.header_timeout_ms.min(s.timeout_ms);
+        let stats = self.shared.stats.clone();
+        let conn = Box::new(Conn::new(stream, peer, token, self.id, deadline, stats));
+        self.active += 1;
+        self.link().active.store(self.active, Ordering::Relaxed);
+        // Clients usually send the request with the handshake: try a read before the
+        // first epoll registration.
+        self.on_readable(conn, 0);
     }
 
     /// Answers a connection over `--max-conns` with 503 and closes it.
@@ -340,17 +395,16 @@ impl Reactor {
     }
 
     fn on_event(&mut self, token: Token, flags: u32) {
-        let Some(conn) = self.shared.slots.take(token) else {
+        let Some(mut conn) = self.link().slots.take(token) else {
             return;
         };
         if flags & EV_ERR != 0 || (flags & EV_HUP != 0 && flags & EV_IN == 0) {
             log::debug!("{}: connection error or hang-up", conn.peer);
             return self.close(conn);
         }
-        if matches!(conn.phase, Phase::Write) {
+        if let State::Write { writable, .. } = &mut conn.state {
             if flags & EV_OUT != 0 {
-                let mut conn = conn;
-                conn.writable = true;
+                *writable = true;
                 return self.dispatch(conn);
             }
             return self.rearm(conn, EV_OUT);
@@ -358,54 +412,63 @@ impl Reactor {
         self.on_readable(conn, flags);
     }
 
-    /// Reads what the socket has; hands the connection to a worker if there is
-    /// something to do, else re-arms it.
-    fn on_readable(&mut self, mut conn: Box<Conn>, flags: u32) {
+    /// Reads what the socket has into the connection's buffer; false if the
+    /// connection failed and was closed.
+    fn fill(&mut self, conn: &mut Conn) -> io::Result<usize> {
         let s = &self.shared.settings;
-        let limit = match conn.phase {
+        let limit = match conn.state {
             // One byte past the limits, so the parser sees the overflow.
-            Phase::Head => s.limits.max_header.max(s.limits.max_uri) + 1,
+            State::Head => s.limits.max_header.max(s.limits.max_uri) + 1,
             _ => BODY_READ,
         };
-        let was_empty = conn.buf.is_empty();
         let mut got = 0;
         loop {
             if conn.buf.capacity() == 0 {
                 conn.buf = self.shared.take_buffer();
             }
             if conn.buf.len() >= limit {
-                break;
+                return Ok(got);
             }
             if conn.buf.len() == conn.buf.capacity() {
-                conn.buf
-                    .reserve((conn.buf.capacity()).min(limit - conn.buf.len()));
+                let grow = conn.buf.capacity().min(limit - conn.buf.len());
+                conn.buf.reserve(grow);
             }
             let room = (conn.buf.capacity() - conn.buf.len()).min(limit - conn.buf.len());
             match sys::read_into(conn.fd(), &mut conn.buf, room) {
                 Ok(0) => {
                     conn.eof = true;
-                    break;
+                    return Ok(got);
                 }
                 Ok(n) => {
                     got += n;
                     // A short read drained the socket; with level-triggered ONESHOT
                     // the re-arm reports anything that arrives later.
                     if n < room {
-                        break;
+                        return Ok(got);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(got),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    log::debug!("{}: read: {e}", conn.peer);
-                    return self.close(conn);
-                }
+                Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Reads what the socket has; hands the connection to a worker if there is
+    /// something to do, else re-arms it.
+    fn on_readable(&mut self, mut conn: Box<Conn>, flags: u32) {
+        let was_empty = conn.buf.is_empty();
+        let got = match self.fill(&mut conn) {
+            Ok(n) => n,
+            Err(e) => {
+                log::debug!("{}: read: {e}", conn.peer);
+                return self.close(conn);
+            }
+        };
         if flags & EV_RDHUP != 0 && got == 0 {
             conn.eof = true;
         }
-        if matches!(conn.phase, Phase::Linger) {
+        if matches!(conn.state, State::Linger) {
             conn.buf.clear();
             return if conn.eof {
                 self.close(conn)
@@ -414,20 +477,17 @@ impl Reactor {
             };
         }
         if got > 0 {
-            let now = clock::now_ms();
-            match conn.phase {
-                // The first bytes of a new request start its header clock.
-                Phase::Head if was_empty && conn.registered => {
-                    conn.deadline = now + s.header_timeout_ms;
-                }
-                // A body must arrive whole within --timeout of its head (set when the
-                // body phase begins), however it trickles in; lingering has its own limit.
-                _ => {}
+            // The first bytes of a new request start its header clock. A body must
+            // arrive whole within --timeout of its head (set when the body phase
+            // begins), however it trickles in; lingering has its own limit.
+            if matches!(conn.state, State::Head) && was_empty && conn.registered {
+                let s = &self.shared.settings;
+                conn.deadline = clock::now_ms() + s.header_timeout_ms.min(s.timeout_ms);
             }
             return self.dispatch(conn);
         }
         if conn.eof {
-            if conn.buf.is_empty() && matches!(conn.phase, Phase::Head) {
+            if conn.is_idle() {
                 return self.close(conn);
             }
             return self.dispatch(conn);
@@ -476,46 +536,45 @@ impl Reactor {
 
     /// Puts a connection the reactor holds back in its slot and re-arms it.
     fn rearm(&mut self, mut conn: Box<Conn>, events: u32) {
-        if !std::mem::replace(&mut conn.timer, true) {
-            self.timers.push(Reverse((conn.deadline, conn.token)));
+        if conn.needs_timer(clock::now_ms()) {
+            conn.timer_at = Some(conn.deadline);
+            self.timers.push(conn.deadline, conn.token);
         }
-        if let Err((token, e)) = self.shared.park(conn, events) {
+        if let Err((token, e)) = self.link().park(conn, events) {
             log::error!("epoll registration failed: {e}");
-            if let Some(c) = self.shared.slots.take(token) {
+            if let Some(c) = self.link().slots.take(token) {
                 self.close(c);
             }
         }
     }
 
-    /// Closes connections whose deadline passed. Deadlines only move later, so a
-    /// timer that fires early is pushed back to the connection's current deadline.
+    /// Closes connections whose deadline passed. An entry whose connection has a
+    /// later deadline re-arms the timer for it, unless an earlier entry is pending.
     fn expire_timers(&mut self) {
         let now = clock::now_ms();
-        while let Some(&Reverse((when, token))) = self.timers.peek() {
-            if when > now {
-                break;
-            }
-            self.timers.pop();
-            let Some(deadline) = self.shared.slots.with(token, |c| c.deadline) else {
-                // Closed (the token is stale) or a worker holds it: look again soon.
-                if self.is_live(token) {
-                    self.timers.push(Reverse((now + 1000, token)));
+        let shared = self.shared.clone();
+        let slots = &shared.link(self.id).slots;
+        while let Some((_, token)) = self.timers.pop_due(now) {
+            let expired = slots.with_mut(token, |c| {
+                if c.deadline <= now {
+                    return true;
                 }
-                continue;
-            };
-            if deadline > now {
-                self.timers.push(Reverse((deadline, token)));
-                continue;
-            }
-            if let Some(c) = self.shared.slots.take(token) {
-                log::debug!("{}: timed out", c.peer);
-                self.close(c);
+                if c.needs_timer(now) {
+                    c.timer_at = Some(c.deadline);
+                    self.timers.push(c.deadline, token);
+                }
+                false
+            });
+            // None: closed (the token is stale) or a worker holds it, and the worker
+            // asks for a timer when it hands the connection back.
+            if expired == Some(true) {
+                if let Some(c) = slots.take(token) {
+                    log::debug!("{}: timed out", c.peer);
+                    self.close(c);
+                }
             }
         }
-    }
-
-    /// Whether `token` still names an open connection (held by a worker).
-    fn is_live(&self, token: Token) -> bool {
-        self.shared.slots.token(token.index()) == token
+        self.timers
+            .compact(|token| slots.token(token.index()) == token);
     }
 }

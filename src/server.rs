@@ -1,328 +1,42 @@
-//! The server as a library: settings derived from the command line, the state the
-//! reactor and workers share, and start-up.
+//! The server as a library: bind the listening sockets, build the shared state,
+//! start the workers and the reactors, and wait for them to stop.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
-use crate::conn::{Conn, Token};
 use crate::files::Files;
-use crate::http::request::Limits;
 use crate::logging::Logs;
-use crate::reactor::Reactor;
-use crate::slots::Slots;
-use crate::stats::Stats;
-use crate::sys::{self, Epoll, EventFd, SignalFd};
+use crate::reactor::{Control, Listeners, Reactor};
+use crate::settings::{ConfigError, Settings};
+use crate::shared::{Batch, Link, Notice, Shared};
+use crate::sys::{self, SignalFd};
 use crate::worker::Worker;
 
-/// Descriptors kept back from `--max-conns` for files being sent, logs and epoll.
-const FD_RESERVE: u64 = 64;
-/// Read buffers kept for reuse.
-const BUFFER_POOL: usize = 512;
-/// Capacity of a pooled read buffer.
-pub const BUFFER_SIZE: usize = 4096;
-
-/// An IP network, for `--stats-allow`.
-#[derive(Debug, Clone, Copy)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Parses `10.0.0.0/8`, `::1/128` or a bare address.
-    pub fn parse(s: &str) -> Option<Cidr> {
-        let (a, p) = s.split_once('/').unwrap_or((s, ""));
-        let addr: IpAddr = a.parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = if p.is_empty() { max } else { p.parse().ok()? };
-        (prefix <= max).then_some(Cidr { addr, prefix })
-    }
-
-    /// Whether `ip` is inside the network.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - self.prefix)
-                };
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - self.prefix)
-                };
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Settings the workers consult on every request, derived once from [`Config`].
-#[derive(Debug)]
-pub struct Settings {
-    /// Head limits.
-    pub limits: Limits,
-    /// Largest request body.
-    pub max_body: u64,
-    /// Idle / no-progress timeout.
-    pub timeout_ms: u64,
-    /// Time allowed for a request head.
-    pub header_timeout_ms: u64,
-    /// Pre-encoded headers added to every response.
-    pub extra_headers: Vec<u8>,
-    /// Cache-Control for file responses.
-    pub cache_control: Option<String>,
-    /// CORS origin.
-    pub cors: Option<String>,
-    /// Health path ("" = off).
-    pub health_path: String,
-    /// Stats path.
-    pub stats_path: Option<String>,
-    /// Networks allowed to read stats besides loopback.
-    pub stats_allow: Vec<Cidr>,
-    /// Worker threads.
-    pub workers: usize,
-    /// Connection limit.
-    pub max_conns: usize,
-    /// Grace period on stop.
-    pub grace_ms: u64,
-    /// Wait for EPOLLOUT before the first write of every response.
-    pub defer_write: bool,
-}
-
-impl Settings {
-    /// Whether `ip` may read the stats page.
-    pub fn stats_allowed(&self, ip: IpAddr) -> bool {
-        let loopback = match ip {
-            IpAddr::V4(v4) => v4.is_loopback(),
-            IpAddr::V6(v6) => {
-                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-            }
-        };
-        loopback || self.stats_allow.iter().any(|c| c.contains(ip))
-    }
-}
-
-/// A configuration problem found before start-up (exit code 2).
-#[derive(Debug)]
-pub struct ConfigError(pub String);
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-fn header_line(spec: &str) -> Result<Vec<u8>, ConfigError> {
-    let bad = || ConfigError(format!("--header {spec:?}: expected 'Name: value'"));
-    let (name, value) = spec.split_once(':').ok_or_else(bad)?;
-    let value = value.trim();
-    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
-    if name.is_empty()
-        || !name.bytes().all(token)
-        || value.bytes().any(|c| c < 0x20 && c != b'\t' || c == 0x7f)
-    {
-        return Err(bad());
-    }
-    Ok(format!("{name}: {value}\r\n").into_bytes())
-}
-
-impl Settings {
-    /// Validates the configuration and derives the settings.
-    pub fn from_config(cfg: &Config, nofile: u64) -> Result<Settings, ConfigError> {
-        let workers = cfg.threads.unwrap_or_else(num_cpus::get).max(1);
-        let mut extra = b"X-Content-Type-Options: nosniff\r\n".to_vec();
-        for h in &cfg.headers {
-            extra.extend_from_slice(&header_line(h)?);
-        }
-        let mut cors = None;
-        if let Some(origin) = &cfg.cors {
-            extra.extend_from_slice(&header_line(&format!(
-                "Access-Control-Allow-Origin: {origin}"
-            ))?);
-            extra.extend_from_slice(b"Access-Control-Expose-Headers: Content-Length, Content-Range, ETag, Last-Modified\r\n");
-            if origin != "*" {
-                extra.extend_from_slice(b"Vary: Origin\r\n");
-            }
-            cors = Some(origin.clone());
-        }
-        if let Some(cc) = &cfg.cache_control {
-            header_line(&format!("Cache-Control: {cc}"))?;
-        }
-        let stats_allow = cfg
-            .stats_allow
-            .iter()
-            .map(|s| {
-                Cidr::parse(s).ok_or_else(|| {
-                    ConfigError(format!("--stats-allow {s:?}: not an address or CIDR"))
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        for (name, p) in [
-            ("--health-path", Some(&cfg.health_path)),
-            ("--stats-path", cfg.stats_path.as_ref()),
-        ] {
-            if let Some(p) = p.filter(|p| !p.is_empty()) {
-                if !p.starts_with('/') {
-                    return Err(ConfigError(format!("{name} must start with '/'")));
-                }
-            }
-        }
-        if cfg.max_header < 64 || cfg.max_uri < 16 {
-            return Err(ConfigError(
-                "--max-header and --max-uri are too small".into(),
-            ));
-        }
-        let fd_room = nofile.saturating_sub(FD_RESERVE + workers as u64).max(1);
-        let max_conns = cfg.max_conns.unwrap_or(fd_room as usize).max(1);
-        Ok(Settings {
-            limits: Limits {
-                max_uri: cfg.max_uri,
-                max_header: cfg.max_header,
-            },
-            max_body: cfg.max_body,
-            timeout_ms: cfg.timeout.max(1) * 1000,
-            header_timeout_ms: cfg.header_timeout.max(1) * 1000,
-            extra_headers: extra,
-            cache_control: cfg.cache_control.clone(),
-            cors,
-            health_path: cfg.health_path.clone(),
-            stats_path: cfg.stats_path.clone().filter(|p| !p.is_empty()),
-            stats_allow,
-            workers,
-            max_conns,
-            grace_ms: cfg.grace * 1000,
-            defer_write: cfg.defer_write,
-        })
-    }
-}
-
-/// Connections handed to one worker at once: the reactor splits what one
-/// `epoll_wait` made ready into at most one batch per worker, so a wake-up serves
-/// many requests instead of one.
-// The boxes are the point: a connection moves between threads as one pointer.
-#[allow(clippy::vec_box)]
-pub type Batch = Vec<Box<Conn>>;
-
-/// A message from a worker to the reactor.
-#[derive(Debug, Clone, Copy)]
-pub enum Notice {
-    /// The worker closed this connection; its slot is free.
-    Closed(Token),
-    /// Re-arming failed; the reactor must close the connection in this slot.
-    Kill(Token),
-    /// The connection now waits in its slot: watch this deadline.
-    Timer(Token, u64),
-}
-
-/// What the reactor and the workers share.
-pub struct Shared {
-    /// Derived settings.
-    pub settings: Settings,
-    /// The document root.
-    pub files: Files,
-    /// The epoll instance (workers re-arm through it).
-    pub epoll: Epoll,
-    /// Connection slots.
-    pub slots: Slots,
-    /// Counters.
-    pub stats: Stats,
-    /// Set once a stop has begun.
-    pub draining: AtomicBool,
-    notices: Sender<Notice>,
-    waker: EventFd,
-    /// Connections handed to the queue and not yet taken by a worker.
-    pub queued: AtomicUsize,
-    buffers: (Sender<Vec<u8>>, Receiver<Vec<u8>>),
-}
-
-impl Shared {
-    /// Tells the reactor something; `Kill` also wakes it.
-    pub fn notify(&self, n: Notice) {
-        let wake = matches!(n, Notice::Kill(_));
-        let _ = self.notices.send(n);
-        if wake {
-            self.waker.wake();
-        }
-    }
-
-    /// Puts `conn` back in its slot, then arms its descriptor for `events` (one-shot):
-    /// `EPOLL_CTL_ADD` the first time, `EPOLL_CTL_MOD` after. Ownership passes to the
-    /// reactor with the put, which must come first so the event finds the connection.
-    /// On failure the connection stays in its slot and its token is returned.
-    pub fn park(&self, mut conn: Box<Conn>, events: u32) -> Result<(), (Token, io::Error)> {
-        let fd = conn.fd();
-        let token = conn.token;
-        let registered = std::mem::replace(&mut conn.registered, true);
-        self.slots.put(conn);
-        // Level-triggered + EPOLLONESHOT: at most one thread owns a connection, and
-        // re-arming reports data that is already waiting, so a read shorter than the
-        // buffer can stop without the extra read that edge-triggered mode needs to
-        // reach EAGAIN: `strace -c -f` over `ab -n 5000 -c 500` counted 5,222 reads
-        // for 5,000 requests (edge-triggered needs at least two per request).
-        let events = events | sys::EV_ONESHOT;
-        let r = if registered {
-            self.epoll.modify(fd, events, token.0)
-        } else {
-            self.epoll.add(fd, events, token.0)
-        };
-        r.map_err(|e| (token, e))
-    }
-
-    /// Wakes the reactor.
-    pub fn wake(&self) {
-        self.waker.wake();
-    }
-
-    /// The waker's descriptor.
-    pub fn waker(&self) -> &EventFd {
-        &self.waker
-    }
-
-    /// Connections waiting in the work queue.
-    pub fn queue_len(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-
-    /// A read buffer from the pool, or a new one.
-    pub fn take_buffer(&self) -> Vec<u8> {
-        self.buffers
-            .1
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(BUFFER_SIZE))
-    }
-
-    /// Returns a read buffer to the pool (oversized ones are freed).
-    pub fn release_buffer(&self, mut buf: Vec<u8>) {
-        if buf.capacity() == BUFFER_SIZE {
-            buf.clear();
-            let _ = self.buffers.0.try_send(buf);
-        }
-    }
+/// How several reactors in one process share the incoming connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// One listening socket per address, watched by every reactor with
+    /// `EPOLLEXCLUSIVE`: a new connection wakes one idle reactor, and a busy one
+    /// (not in `epoll_wait`) takes no new work. Binding stays exclusive, so a second
+    /// server on the same port fails as it should unless `--reuseport` is given.
+    Exclusive,
+    /// A socket per reactor per address with `SO_REUSEPORT`: the kernel hashes each
+    /// connection to one of them, whether that reactor is busy or not.
+    ReusePort,
 }
 
 /// A bound server, ready to run.
 pub struct Server {
     shared: Arc<Shared>,
-    listener: TcpListener,
+    listeners: Vec<Listeners>,
     local: SocketAddr,
     signals: Option<SignalFd>,
-    notices: Receiver<Notice>,
+    notices: Vec<Receiver<Notice>>,
     queue_tx: Sender<Batch>,
     queue_rx: Receiver<Batch>,
     logs: Option<Logs>,
@@ -348,19 +62,21 @@ impl std::fmt::Display for StartError {
     }
 }
 
+fn io_error(what: &str) -> impl FnOnce(io::Error) -> StartError {
+    let what = what.to_string();
+    move |e| StartError::Io(what, e)
+}
+
 impl Server {
-    /// Validates `cfg`, opens the root, binds the listening socket and writes the pid
-    /// file, if asked for. `signals` (from [`SignalFd::new`], made before any thread)
-    /// lets SIGTERM/SIGHUP reach the reactor; `logs` is kept alive for SIGHUP reopening.
+    /// Validates `cfg`, opens the root, binds the listening sockets and writes the
+    /// pid file, if asked for. `signals` (from [`SignalFd::new`], made before any
+    /// thread) lets SIGTERM/SIGHUP reach reactor 0; `logs` is kept alive for SIGHUP
+    /// reopening.
     pub fn bind(
         cfg: &Config,
         signals: Option<SignalFd>,
         logs: Option<Logs>,
     ) -> Result<Server, StartError> {
-        let io = |what: &str| {
-            let what = what.to_string();
-            move |e| StartError::Io(what, e)
-        };
         sys::ignore_sigpipe();
         let nofile = sys::raise_nofile_limit().unwrap_or(1024);
         let settings = Settings::from_config(cfg, nofile).map_err(StartError::Config)?;
@@ -370,39 +86,33 @@ impl Server {
                 cfg.root
             ))));
         }
-        let files =
-            Files::new(&cfg.root, cfg.follow_symlinks, cfg.autoindex).map_err(io("open root"))?;
+        let files = Files::new(&cfg.root, cfg.follow_symlinks, cfg.autoindex)
+            .map_err(io_error("open root"))?;
         let addr = SocketAddr::new(cfg.bind, cfg.port);
-        let listener = sys::listen(
-            addr,
-            sys::ListenOptions {
-                backlog: cfg.backlog,
-                reuseport: cfg.reuseport,
-            },
-        )
-        .map_err(io(&format!("listen on {addr}")))?;
-        let local = listener.local_addr().map_err(io("local address"))?;
-        let (notices_tx, notices) = crossbeam_channel::unbounded();
+        let spread = if cfg.accept_reuseport {
+            Spread::ReusePort
+        } else {
+            Spread::Exclusive
+        };
+        let listeners = bind_all(&[addr], settings.reactors, spread, cfg)?;
+        let local = listeners[0].sockets[0]
+            .local_addr()
+            .map_err(io_error("local address"))?;
         let (queue_tx, queue_rx) = crossbeam_channel::unbounded();
-        let slots = Slots::new(settings.max_conns);
-        let shared = Arc::new(Shared {
-            files,
-            epoll: Epoll::new().map_err(io("epoll"))?,
-            slots,
-            stats: Stats::default(),
-            draining: AtomicBool::new(false),
-            notices: notices_tx,
-            waker: EventFd::new().map_err(io("eventfd"))?,
-            queued: AtomicUsize::new(0),
-            buffers: crossbeam_channel::bounded(BUFFER_POOL),
-            settings,
-        });
+        let mut links = Vec::with_capacity(settings.reactors);
+        let mut notices = Vec::with_capacity(settings.reactors);
+        for _ in 0..settings.reactors {
+            let (link, rx) = Link::new(settings.max_conns).map_err(io_error("epoll"))?;
+            links.push(link);
+            notices.push(rx);
+        }
+        let shared = Arc::new(Shared::new(settings, files, links));
         if let Some(p) = &cfg.pid_file {
-            write_pid_file(p).map_err(io(&format!("pid file {}", p.display())))?;
+            write_pid_file(p).map_err(io_error(&format!("pid file {}", p.display())))?;
         }
         Ok(Server {
             shared,
-            listener,
+            listeners,
             local,
             signals,
             notices,
@@ -426,15 +136,17 @@ impl Server {
         }
     }
 
-    /// Starts the workers and runs the reactor on this thread until stopped.
+    /// Starts the workers and the extra reactors, runs reactor 0 on this thread
+    /// until stopped, and waits for the others.
     pub fn run(self) -> io::Result<()> {
         let s = &self.shared.settings;
         log::info!(
-            "hearth {} listening on {} root={} threads={} max_conns={}{}",
+            "hearth {} listening on {} root={} threads={} reactors={} max_conns={}{}",
             env!("CARGO_PKG_VERSION"),
             self.local,
             self.shared.files.root().display(),
             s.workers,
+            s.reactors,
             s.max_conns,
             if self.reuseport { " reuseport" } else { "" }
         );
@@ -453,15 +165,47 @@ impl Server {
             );
         }
         drop(self.queue_rx);
-        let reactor = Reactor::new(
-            self.shared.clone(),
-            self.listener,
-            self.signals,
-            self.notices,
-            self.queue_tx,
-            logs.clone(),
-        )?;
-        let result = reactor.run();
+        let mut reactors = Vec::with_capacity(s.reactors);
+        let mut first = None;
+        let mut signals = self.signals;
+        let parts = self.listeners.into_iter().zip(self.notices).enumerate();
+        for (id, (listeners, notices)) in parts {
+            let control = (id == 0).then(|| Control {
+                signals: signals.take(),
+                logs: logs.clone(),
+            });
+            let r = Reactor::new(
+                id,
+                self.shared.clone(),
+                listeners,
+                control,
+                notices,
+                self.queue_tx.clone(),
+            )?;
+            if id == 0 {
+                first = Some(r);
+                continue;
+            }
+            reactors.push(
+                std::thread::Builder::new()
+                    .name(format!("hearth-r{id}"))
+                    .spawn(move || r.run())?,
+            );
+        }
+        drop(self.queue_tx);
+        let result = match first {
+            Some(r) => r.run(),
+            None => Ok(()),
+        };
+        // Reactor 0 stopping (a signal, a stop request or a fatal error) stops all.
+        self.shared.request_stop();
+        for r in reactors {
+            match r.join() {
+                Ok(Err(e)) => log::error!("reactor: {e}"),
+                Err(_) => log::error!("a reactor thread panicked"),
+                Ok(Ok(())) => {}
+            }
+        }
         for w in workers {
             let _ = w.join();
         }
@@ -474,6 +218,53 @@ impl Server {
         }
         result
     }
+}
+
+/// Binds every address, once for all reactors ([`Spread::Exclusive`]) or once per
+/// reactor ([`Spread::ReusePort`]); returns what each reactor watches.
+fn bind_all(
+    addrs: &[SocketAddr],
+    reactors: usize,
+    spread: Spread,
+    cfg: &Config,
+) -> Result<Vec<Listeners>, StartError> {
+    let per_reactor = spread == Spread::ReusePort && reactors > 1;
+    let opts = sys::ListenOptions {
+        backlog: cfg.backlog,
+        reuseport: cfg.reuseport || per_reactor,
+    };
+    let mut bound: Vec<TcpListener> = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        let l = sys::listen(*addr, opts).map_err(io_error(&format!("listen on {addr}")))?;
+        bound.push(l);
+    }
+    let first = Listeners {
+        sockets: bound.into(),
+        flags: if reactors > 1 && !per_reactor {
+            sys::EV_EXCLUSIVE
+        } else {
+            0
+        },
+    };
+    let mut all = vec![first.clone()];
+    for _ in 1..reactors {
+        if !per_reactor {
+            all.push(first.clone());
+            continue;
+        }
+        // The same addresses, with the port the first socket got (port 0 included).
+        let mut own = Vec::with_capacity(addrs.len());
+        for s in first.sockets.iter() {
+            let addr = s.local_addr().map_err(io_error("local address"))?;
+            let l = sys::listen(addr, opts).map_err(io_error(&format!("listen on {addr}")))?;
+            own.push(l);
+        }
+        all.push(Listeners {
+            sockets: own.into(),
+            flags: 0,
+        });
+    }
+    Ok(all)
 }
 
 /// Writes this process's id to `path` atomically (a reader never sees a partial
@@ -494,35 +285,6 @@ pub struct Stopper {
 impl Stopper {
     /// Begins a graceful stop, as SIGTERM does.
     pub fn stop(&self) {
-        crate::reactor::request_stop(&self.shared);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cidrs() {
-        let c = Cidr::parse("10.1.0.0/16").unwrap();
-        assert!(c.contains("10.1.2.3".parse().unwrap()));
-        assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
-        assert!(!c.contains("10.2.0.1".parse().unwrap()));
-        assert!(Cidr::parse("fd00::/8")
-            .unwrap()
-            .contains("fd12::1".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0")
-            .unwrap()
-            .contains("1.2.3.4".parse().unwrap()));
-        assert!(Cidr::parse("10.0.0.0/33").is_none());
-        assert!(Cidr::parse("nonsense").is_none());
-    }
-
-    #[test]
-    fn header_lines() {
-        assert_eq!(header_line("X-A: b c").unwrap(), b"X-A: b c\r\n");
-        assert!(header_line("Bad Name: x").is_err());
-        assert!(header_line("NoColon").is_err());
-        assert!(header_line("X: a\r\nInjected: 1").is_err());
+        self.shared.request_stop();
     }
 }

@@ -51,10 +51,17 @@ impl Slots {
 
     /// Stores `conn` in its slot. Ownership passes to whoever takes it next.
     pub fn put(&self, conn: Box<Conn>) {
+        self.put_then(conn, || ());
+    }
+
+    /// Stores `conn` in its slot and runs `then` before anyone else may take it out:
+    /// the slot's lock is held across both.
+    pub fn put_then<R>(&self, conn: Box<Conn>, then: impl FnOnce() -> R) -> R {
         let token = conn.token;
         let mut slot = self.slot(token.index()).lock();
         debug_assert_eq!(slot.generation, token.generation());
         slot.conn = Some(conn);
+        then()
     }
 
     /// Takes the connection for `token` out of its slot: `None` if the token is stale
@@ -74,6 +81,15 @@ impl Slots {
             return None;
         }
         slot.conn.as_deref().map(f)
+    }
+
+    /// Runs `f` on the connection in `token`'s slot, if it is there, mutably.
+    pub fn with_mut<R>(&self, token: Token, f: impl FnOnce(&mut Conn) -> R) -> Option<R> {
+        let mut slot = self.slot(token.index()).lock();
+        if slot.generation != token.generation() {
+            return None;
+        }
+        slot.conn.as_deref_mut().map(f)
     }
 
     /// Retires `token`: later events and timers carrying it are ignored.

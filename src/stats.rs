@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Where a connection is in its life, for the Reading/Writing/Waiting gauges.
@@ -13,6 +14,38 @@ pub enum Gauge {
     Writing,
     /// Idle keep-alive, waiting for the next request.
     Waiting,
+}
+
+/// A connection's place in the gauges. It leaves its gauge when dropped, so a
+/// connection lost anywhere (a panic unwinding through a worker included) is never
+/// counted as open afterwards.
+#[derive(Debug)]
+pub struct GaugeSlot {
+    stats: Arc<Stats>,
+    gauge: Gauge,
+}
+
+impl GaugeSlot {
+    /// Enters `gauge`.
+    pub fn new(stats: Arc<Stats>, gauge: Gauge) -> GaugeSlot {
+        stats.enter(gauge);
+        GaugeSlot { stats, gauge }
+    }
+
+    /// Moves to `gauge`.
+    pub fn set(&mut self, gauge: Gauge) {
+        if self.gauge != gauge {
+            self.stats.leave(self.gauge);
+            self.stats.enter(gauge);
+            self.gauge = gauge;
+        }
+    }
+}
+
+impl Drop for GaugeSlot {
+    fn drop(&mut self) {
+        self.stats.leave(self.gauge);
+    }
 }
 
 /// Server-wide counters.
@@ -54,7 +87,7 @@ impl Default for Stats {
 }
 
 /// What the stats page shows, read once.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Seconds since start.
     pub uptime_s: u64,
@@ -82,6 +115,8 @@ pub struct Snapshot {
     pub busy: i64,
     /// Worker threads.
     pub workers: usize,
+    /// Open connections of each reactor.
+    pub reactors: Vec<usize>,
 }
 
 impl Stats {
@@ -111,7 +146,7 @@ impl Stats {
     }
 
     /// Reads every counter.
-    pub fn snapshot(&self, queue_depth: usize, workers: usize) -> Snapshot {
+    pub fn snapshot(&self, queue_depth: usize, workers: usize, reactors: Vec<usize>) -> Snapshot {
         let reading = self.reading.load(Relaxed).max(0);
         let writing = self.writing.load(Relaxed).max(0);
         let waiting = self.waiting.load(Relaxed).max(0);
@@ -129,6 +164,7 @@ impl Stats {
             queue_depth,
             busy: self.busy.load(Relaxed).max(0),
             workers,
+            reactors,
         }
     }
 }
@@ -161,6 +197,11 @@ impl Snapshot {
             c[4],
             self.bytes_sent
         );
+        let _ = write!(s, "reactors: {}\nreactor_active:", self.reactors.len());
+        for n in &self.reactors {
+            let _ = write!(s, " {n}");
+        }
+        s.push('\n');
         s
     }
 
@@ -170,7 +211,8 @@ impl Snapshot {
         format!(
             "{{\"uptime_s\":{},\"connections\":{{\"active\":{},\"reading\":{},\"writing\":{},\"idle\":{},\"total\":{},\"handled\":{}}},\
              \"requests\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\
-             \"bytes_sent\":{},\"queue_depth\":{},\"workers_busy\":{},\"workers\":{}}}\n",
+             \"bytes_sent\":{},\"queue_depth\":{},\"workers_busy\":{},\"workers\":{},\
+             \"reactors\":{},\"reactor_active\":[{}]}}\n",
             self.uptime_s,
             self.active,
             self.reading,
@@ -187,7 +229,13 @@ impl Snapshot {
             self.bytes_sent,
             self.queue_depth,
             self.busy,
-            self.workers
+            self.workers,
+            self.reactors.len(),
+            self.reactors
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         )
     }
 }

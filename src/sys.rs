@@ -43,6 +43,9 @@ pub const EV_HUP: u32 = libc::EPOLLHUP as u32;
 pub const EV_ERR: u32 = libc::EPOLLERR as u32;
 /// Disarm after one event; re-armed with `EPOLL_CTL_MOD`.
 pub const EV_ONESHOT: u32 = libc::EPOLLONESHOT as u32;
+/// `EPOLLEXCLUSIVE`: of several epoll instances watching one descriptor, an event
+/// wakes one (or a few) instead of all.
+pub const EV_EXCLUSIVE: u32 = libc::EPOLLEXCLUSIVE as u32;
 
 /// One event as returned by `epoll_wait`.
 pub type Event = libc::epoll_event;

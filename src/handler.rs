@@ -1,0 +1,381 @@
+//! From a parsed request to a response: the static-file handler, directory
+//! redirects and listings, the health and stats pages, and OPTIONS. It knows nothing
+//! of sockets or connection state; the driver in `worker.rs` sends what it plans.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::conn::{Body, Bytes};
+use crate::files::{self, Content, Entry, Lookup};
+use crate::http::precondition::{self, Decision, Validators};
+use crate::http::request::{Head, Method};
+use crate::http::response::{self as resp, unix_secs};
+use crate::http::Status;
+use crate::logging::{self, AccessLog};
+use crate::reply::{Frame, Plan, Reply};
+use crate::shared::Shared;
+
+/// Methods served.
+const ALLOW: &[u8] = b"GET, HEAD, OPTIONS";
+
+/// A worker's request handler, with its reused buffers: answering a request for a
+/// cached file allocates nothing.
+pub struct Handler {
+    shared: Arc<Shared>,
+    head: Vec<u8>,
+    scratch: Vec<u8>,
+    path: String,
+    access: Option<AccessLog>,
+}
+
+impl Handler {
+    /// A handler over the shared state, writing to `access` if the log is on.
+    pub fn new(shared: Arc<Shared>, access: Option<AccessLog>) -> Handler {
+        Handler {
+            shared,
+            head: Vec::with_capacity(1024),
+            scratch: Vec::with_capacity(256),
+            path: String::with_capacity(256),
+            access,
+        }
+    }
+
+    /// The encoded head of the last plan; the driver swaps it into the connection.
+    pub fn head_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.head
+    }
+
+    /// Hands buffered access-log lines to the log thread.
+    pub fn flush_log(&mut self) {
+        if let Some(a) = &mut self.access {
+            a.flush();
+        }
+    }
+
+    /// Plans the response to a parsed request and logs it.
+    pub fn respond(&mut self, peer: &SocketAddr, h: &Head<'_>) -> Plan {
+        let plan = self.route(peer, h);
+        self.record(peer, Some(h), &plan);
+        plan
+    }
+
+    /// Plans the error response to a request that could not be parsed (or whose
+    /// body was refused), which closes the connection, and logs it.
+    pub fn reject(&mut self, peer: &SocketAddr, status: Status) -> Plan {
+        let frame = Frame {
+            head_only: false,
+            close: true,
+            minor: 1,
+        };
+        let plan = self.error(status, frame, None);
+        self.record(peer, None, &plan);
+        plan
+    }
+
+    fn record(&mut self, peer: &SocketAddr, h: Option<&Head<'_>>, plan: &Plan) {
+        let code = plan.status.code();
+        self.shared.stats.response(code);
+        if let Some(access) = &mut self.access {
+            access.record(&logging::Entry {
+                peer,
+                request: h.map(|h| (h.method_str, h.target, h.minor)),
+                status: code,
+                bytes: plan.body_len(),
+                referer: h.and_then(|h| h.referer),
+                user_agent: h.and_then(|h| h.user_agent),
+            });
+        }
+    }
+
+    fn route(&mut self, peer: &SocketAddr, h: &Head<'_>) -> Plan {
+        // A half-closed client (eof) still gets every buffered request answered; the
+        // connection closes once they are, without forcing close on this response.
+        let frame = Frame {
+            head_only: h.method == Method::Head,
+            close: !h.keep_alive || self.shared.is_draining(),
+            minor: h.minor,
+        };
+        let refused = if h.expect_other {
+            Some(Status::ExpectationFailed)
+        } else {
+            match h.body {
+                crate::http::request::BodyKind::Length(n) if n > self.shared.settings.max_body => {
+                    Some(Status::PayloadTooLarge)
+                }
+                _ => None,
+            }
+        };
+        if let Some(status) = refused {
+            let frame = Frame {
+                close: true,
+                ..frame
+            };
+            return self.error(status, frame, None).skipping_body();
+        }
+        let mut plan = self.target(peer, frame, h);
+        plan.request_body = h.body;
+        plan.send_continue = h.expect_continue;
+        plan
+    }
+
+    fn target(&mut self, peer: &SocketAddr, frame: Frame, h: &Head<'_>) -> Plan {
+        let bad = Frame {
+            close: true,
+            ..frame
+        };
+        if h.target == "*" {
+            return match h.method {
+                Method::Options => self.options(h, frame),
+                _ => self.error(Status::BadRequest, bad, None),
+            };
+        }
+        let Some(origin_form) = origin_form(h.target) else {
+            return self.error(Status::BadRequest, bad, None);
+        };
+        let (path, query) = match origin_form.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (origin_form, None),
+        };
+        if path.contains('#') {
+            return self.error(Status::BadRequest, bad, None);
+        }
+        let s = &self.shared.settings;
+        if h.method != Method::Options {
+            if !s.health_path.is_empty() && path == s.health_path {
+                return self.health(h, frame);
+            }
+            if s.stats_path.as_deref() == Some(path) {
+                return self.stats(peer, h, query, frame);
+            }
+        }
+        match h.method {
+            Method::Options => self.options(h, frame),
+            Method::Other => self.error(Status::MethodNotAllowed, frame, None),
+            Method::Get | Method::Head => self.file(h, path, query, frame),
+        }
+    }
+
+    fn health(&mut self, h: &Head<'_>, frame: Frame) -> Plan {
+        if h.method == Method::Other {
+            return self.error(Status::MethodNotAllowed, frame, None);
+        }
+        let (status, body): (Status, &'static [u8]) = if self.shared.is_draining() {
+            (Status::ServiceUnavailable, b"draining\n")
+        } else {
+            (Status::Ok, b"ok\n")
+        };
+        self.memory(
+            status,
+            frame,
+            "text/plain; charset=utf-8",
+            Bytes::Static(body),
+        )
+    }
+
+    fn stats(&mut self, peer: &SocketAddr, h: &Head<'_>, query: Option<&str>, f: Frame) -> Plan {
+        if !self.shared.settings.stats_allowed(peer.ip()) {
+            return self.error(Status::Forbidden, f, None);
+        }
+        if h.method == Method::Other {
+            return self.error(Status::MethodNotAllowed, f, None);
+        }
+        let snap = self.shared.snapshot();
+        let json = query.is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
+        let (ctype, text) = if json {
+            ("application/json", snap.json())
+        } else {
+            ("text/plain; charset=utf-8", snap.text())
+        };
+        self.memory(Status::Ok, f, ctype, Bytes::Owned(text.into_bytes()))
+    }
+
+    fn file(&mut self, h: &Head<'_>, path: &str, query: Option<&str>, frame: Frame) -> Plan {
+        if let Err(status) = files::normalize(path, &mut self.scratch, &mut self.path) {
+            let frame = Frame {
+                close: true,
+                ..frame
+            };
+            return self.error(status, frame, None);
+        }
+        match self.shared.files.lookup(&self.path) {
+            Lookup::File(entry) => self.entry(h, &entry, frame),
+            Lookup::Redirect => {
+                let location = redirect_location(&self.path, query);
+                let extra = Some((&b"Location"[..], &location[..]));
+                self.error(Status::MovedPermanently, frame, extra)
+            }
+            Lookup::Listing(html) => self.memory(
+                Status::Ok,
+                frame,
+                "text/html; charset=utf-8",
+                Bytes::Owned(html),
+            ),
+            Lookup::Error(status) => self.error(status, frame, None),
+        }
+    }
+
+    fn entry(&mut self, h: &Head<'_>, e: &Arc<Entry>, frame: Frame) -> Plan {
+        let v = Validators {
+            etag: &e.etag,
+            mtime: e.mtime,
+            now: unix_secs(std::time::SystemTime::now()) + 1,
+        };
+        let (start, end, status) =
+            match precondition::evaluate(h, &v, e.len, h.method == Method::Get, true) {
+                Decision::Full => (0, e.len, Status::Ok),
+                Decision::Partial(a, b) => (a, b + 1, Status::PartialContent),
+                Decision::NotModified => {
+                    let reply = begin(&mut self.head, &self.shared, Status::NotModified, frame);
+                    return validators(reply, e, &self.shared).no_body();
+                }
+                Decision::PreconditionFailed => {
+                    return self.error(Status::PreconditionFailed, frame, None)
+                }
+                Decision::Unsatisfiable => {
+                    let mut range = b"bytes */".to_vec();
+                    resp::push_u64(&mut range, e.len);
+                    let extra = Some((&b"Content-Range"[..], &range[..]));
+                    return self.error(Status::RangeNotSatisfiable, frame, extra);
+                }
+            };
+        let mut reply = begin(&mut self.head, &self.shared, status, frame)
+            .header(b"Content-Type", e.content_type.as_bytes());
+        if status == Status::PartialContent {
+            content_range(reply.raw(), start, end, e.len);
+        }
+        let reply = validators(reply.header(b"Accept-Ranges", b"bytes"), e, &self.shared);
+        let body = match &e.content {
+            _ if start == end => Body::Empty,
+            Content::Memory(m) => Body::Memory {
+                bytes: Bytes::Shared(m.clone()),
+                pos: start as usize,
+                end: end as usize,
+            },
+            Content::Disk(f) => Body::File {
+                file: f.clone(),
+                offset: start,
+                end,
+            },
+        };
+        reply.body(end - start, body)
+    }
+
+    fn options(&mut self, h: &Head<'_>, frame: Frame) -> Plan {
+        let cors = self.shared.settings.cors.is_some();
+        let mut reply = self.start(Status::NoContent, frame).header(b"Allow", ALLOW);
+        if cors && h.origin.is_some() && h.acr_method.is_some() {
+            let asked = h.acr_headers.filter(|v| {
+                v.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_, ".contains(&c))
+            });
+            reply = reply
+                .header(b"Access-Control-Allow-Methods", ALLOW)
+                .header_opt(b"Access-Control-Allow-Headers", asked.map(str::as_bytes))
+                .header(b"Access-Control-Max-Age", b"86400");
+        }
+        reply.no_body()
+    }
+
+    /// A generated response (health, stats, listings): never cached.
+    fn memory(&mut self, status: Status, frame: Frame, ctype: &str, bytes: Bytes) -> Plan {
+        self.start(status, frame)
+            .header(b"Content-Type", ctype.as_bytes())
+            .header(b"Cache-Control", b"no-store")
+            .memory(bytes)
+    }
+
+    /// An error (or redirect) page, with one optional extra header.
+    fn error(&mut self, status: Status, frame: Frame, extra: Option<(&[u8], &[u8])>) -> Plan {
+        let allow = matches!(status, Status::MethodNotAllowed | Status::NotImplemented);
+        let mut reply = self
+            .start(status, frame)
+            .header(b"Content-Type", b"text/html; charset=utf-8")
+            .header_opt(b"Allow", allow.then_some(ALLOW));
+        if let Some((name, value)) = extra {
+            reply = reply.header(name, value);
+        }
+        reply.memory(Bytes::Static(status.page()))
+    }
+
+    fn start(&mut self, status: Status, frame: Frame) -> Reply<'_> {
+        begin(&mut self.head, &self.shared, status, frame)
+    }
+}
+
+/// Starts a response in `head` with the configured headers.
+fn begin<'a>(head: &'a mut Vec<u8>, shared: &Shared, status: Status, frame: Frame) -> Reply<'a> {
+    Reply::new(head, status, frame, &shared.settings.extra_headers)
+}
+
+/// ETag, Last-Modified and Cache-Control of a file response.
+fn validators<'a>(reply: Reply<'a>, e: &Entry, shared: &Shared) -> Reply<'a> {
+    reply
+        .header(b"Last-Modified", &e.last_modified)
+        .header(b"ETag", e.etag.as_bytes())
+        .header_opt(
+            b"Cache-Control",
+            shared.settings.cache_control.as_deref().map(str::as_bytes),
+        )
+}
+
+/// `Content-Range: bytes start-(end-1)/len`.
+fn content_range(b: &mut Vec<u8>, start: u64, end: u64, len: u64) {
+    b.extend_from_slice(b"Content-Range: bytes ");
+    resp::push_u64(b, start);
+    b.push(b'-');
+    resp::push_u64(b, end - 1);
+    b.push(b'/');
+    resp::push_u64(b, len);
+    b.extend_from_slice(b"\r\n");
+}
+
+/// Where a directory named without its slash redirects: built from the normalised
+/// path, so `//host`-style targets cannot turn it into a redirect to another site.
+fn redirect_location(path: &str, query: Option<&str>) -> Vec<u8> {
+    let mut location = Vec::with_capacity(path.len() + 8 + query.map_or(0, str::len));
+    location.push(b'/');
+    for part in files::encode_path(path) {
+        location.extend_from_slice(part.as_bytes());
+    }
+    location.push(b'/');
+    if let Some(q) = query {
+        location.push(b'?');
+        location.extend_from_slice(q.as_bytes());
+    }
+    location
+}
+
+/// The origin-form part of a target: itself, or the path of an absolute-form target.
+fn origin_form(target: &str) -> Option<&str> {
+    if target.starts_with('/') {
+        return Some(target);
+    }
+    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
+    let rest = if lower.starts_with("http://") {
+        &target[7..]
+    } else if lower.starts_with("https://") {
+        &target[8..]
+    } else {
+        return None;
+    };
+    match rest.find(['/', '?']) {
+        Some(i) if rest.as_bytes()[i] == b'/' => Some(&rest[i..]),
+        Some(_) => None,
+        None => Some("/"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_form;
+
+    #[test]
+    fn absolute_form() {
+        assert_eq!(origin_form("/a?b"), Some("/a?b"));
+        assert_eq!(origin_form("http://host/a/b?c"), Some("/a/b?c"));
+        assert_eq!(origin_form("HTTP://host"), Some("/"));
+        assert_eq!(origin_form("https://host:8080/x"), Some("/x"));
+        assert_eq!(origin_form("ftp://host/x"), None);
+        assert_eq!(origin_form("host/x"), None);
+    }
+}

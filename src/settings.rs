@@ -1,0 +1,289 @@
+//! Settings derived once from the command line: validated, with the values the
+//! workers consult on every request precomputed.
+
+use std::net::IpAddr;
+
+use crate::config::Config;
+use crate::http::request::Limits;
+
+/// Most reactor threads a process runs.
+pub const MAX_REACTORS: usize = 64;
+/// CPUs per reactor thread in the default layout (see [`default_reactors`]).
+const CPUS_PER_REACTOR: usize = 4;
+
+/// The default number of reactors for a host with `cpus` CPUs: one per
+/// [`CPUS_PER_REACTOR`], at least one.
+pub fn default_reactors(cpus: usize) -> usize {
+    cpus.div_ceil(CPUS_PER_REACTOR).clamp(1, MAX_REACTORS)
+}
+
+/// Descriptors kept back from `--max-conns` for files being sent, logs and epoll.
+const FD_RESERVE: u64 = 64;
+
+/// An IP network, for `--stats-allow`.
+#[derive(Debug, Clone, Copy)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `10.0.0.0/8`, `::1/128` or a bare address.
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = s.split_once('/').unwrap_or((s, ""));
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if p.is_empty() { max } else { p.parse().ok()? };
+        (prefix <= max).then_some(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix)
+                };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix)
+                };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Settings the workers consult on every request, derived once from [`Config`].
+#[derive(Debug)]
+pub struct Settings {
+    /// Head limits.
+    pub limits: Limits,
+    /// Largest request body.
+    pub max_body: u64,
+    /// Idle / no-progress timeout.
+    pub timeout_ms: u64,
+    /// Time allowed for a request head.
+    pub header_timeout_ms: u64,
+    /// Pre-encoded headers added to every response.
+    pub extra_headers: Vec<u8>,
+    /// Cache-Control for file responses.
+    pub cache_control: Option<String>,
+    /// CORS origin.
+    pub cors: Option<String>,
+    /// Health path ("" = off).
+    pub health_path: String,
+    /// Stats path.
+    pub stats_path: Option<String>,
+    /// Networks allowed to read stats besides loopback.
+    pub stats_allow: Vec<Cidr>,
+    /// Worker threads.
+    pub workers: usize,
+    /// Reactor threads (epoll loops), the main thread included.
+    pub reactors: usize,
+    /// Connection limit.
+    pub max_conns: usize,
+    /// Grace period on stop.
+    pub grace_ms: u64,
+    /// Wait for EPOLLOUT before the first write of every response.
+    pub defer_write: bool,
+}
+
+impl Settings {
+    /// Whether `ip` may read the stats page.
+    pub fn stats_allowed(&self, ip: IpAddr) -> bool {
+        let loopback = match ip {
+            IpAddr::V4(v4) => v4.is_loopback(),
+            IpAddr::V6(v6) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+        };
+        loopback || self.stats_allow.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// A configuration problem found before start-up (exit code 2).
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Header names a configured header may not set: the server frames every message
+/// itself (a second `Content-Length` or a `Transfer-Encoding` would desynchronise the
+/// client), and hop-by-hop fields describe one connection, not the resource.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+];
+
+/// Whether `name` is a framing or hop-by-hop header that configuration may not set.
+pub fn reserved_header(name: &str) -> bool {
+    RESERVED_HEADERS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name.trim()))
+}
+
+/// Encodes `Name: value` as a header line, refusing malformed names and values and
+/// the names in [`reserved_header`].
+pub fn header_line(spec: &str) -> Result<Vec<u8>, ConfigError> {
+    let bad = || ConfigError(format!("--header {spec:?}: expected 'Name: value'"));
+    let (name, value) = spec.split_once(':').ok_or_else(bad)?;
+    let value = value.trim();
+    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+    if name.is_empty()
+        || !name.bytes().all(token)
+        || value.bytes().any(|c| c < 0x20 && c != b'\t' || c == 0x7f)
+    {
+        return Err(bad());
+    }
+    if reserved_header(name) {
+        return Err(ConfigError(format!(
+            "--header {spec:?}: {name} is set by the server (framing or hop-by-hop header)"
+        )));
+    }
+    Ok(format!("{name}: {value}\r\n").into_bytes())
+}
+
+impl Settings {
+    /// Validates the configuration and derives the settings.
+    pub fn from_config(cfg: &Config, nofile: u64) -> Result<Settings, ConfigError> {
+        let cpus = num_cpus::get();
+        let workers = cfg.threads.unwrap_or(cpus).max(1);
+        let reactors = match cfg.reactors {
+            Some(0) => return Err(ConfigError("--reactors must be at least 1".into())),
+            Some(n) if n > MAX_REACTORS => {
+                return Err(ConfigError(format!(
+                    "--reactors {n}: at most {MAX_REACTORS}"
+                )))
+            }
+            Some(n) => n,
+            None => default_reactors(cpus),
+        };
+        let mut extra = b"X-Content-Type-Options: nosniff\r\n".to_vec();
+        for h in &cfg.headers {
+            extra.extend_from_slice(&header_line(h)?);
+        }
+        let mut cors = None;
+        if let Some(origin) = &cfg.cors {
+            extra.extend_from_slice(&header_line(&format!(
+                "Access-Control-Allow-Origin: {origin}"
+            ))?);
+            extra.extend_from_slice(b"Access-Control-Expose-Headers: Content-Length, Content-Range, ETag, Last-Modified\r\n");
+            if origin != "*" {
+                extra.extend_from_slice(b"Vary: Origin\r\n");
+            }
+            cors = Some(origin.clone());
+        }
+        if let Some(cc) = &cfg.cache_control {
+            header_line(&format!("Cache-Control: {cc}"))?;
+        }
+        let stats_allow = cfg
+            .stats_allow
+            .iter()
+            .map(|s| {
+                Cidr::parse(s).ok_or_else(|| {
+                    ConfigError(format!("--stats-allow {s:?}: not an address or CIDR"))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        for (name, p) in [
+            ("--health-path", Some(&cfg.health_path)),
+            ("--stats-path", cfg.stats_path.as_ref()),
+        ] {
+            if let Some(p) = p.filter(|p| !p.is_empty()) {
+                if !p.starts_with('/') {
+                    return Err(ConfigError(format!("{name} must start with '/'")));
+                }
+            }
+        }
+        if cfg.max_header < 64 || cfg.max_uri < 16 {
+            return Err(ConfigError(
+                "--max-header and --max-uri are too small".into(),
+            ));
+        }
+        let fd_room = nofile.saturating_sub(FD_RESERVE + workers as u64).max(1);
+        let max_conns = cfg.max_conns.unwrap_or(fd_room as usize).max(1);
+        Ok(Settings {
+            limits: Limits {
+                max_uri: cfg.max_uri,
+                max_header: cfg.max_header,
+            },
+            max_body: cfg.max_body,
+            timeout_ms: cfg.timeout.max(1) * 1000,
+            header_timeout_ms: cfg.header_timeout.max(1) * 1000,
+            extra_headers: extra,
+            cache_control: cfg.cache_control.clone(),
+            cors,
+            health_path: cfg.health_path.clone(),
+            stats_path: cfg.stats_path.clone().filter(|p| !p.is_empty()),
+            stats_allow,
+            workers,
+            reactors,
+            max_conns,
+            grace_ms: cfg.grace * 1000,
+            defer_write: cfg.defer_write,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(c.contains("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(Cidr::parse("fd00::/8")
+            .unwrap()
+            .contains("fd12::1".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("1.2.3.4".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("nonsense").is_none());
+    }
+
+    #[test]
+    fn header_lines() {
+        assert_eq!(header_line("X-A: b c").unwrap(), b"X-A: b c\r\n");
+        assert!(header_line("Bad Name: x").is_err());
+        assert!(header_line("NoColon").is_err());
+        assert!(header_line("X: a\r\nInjected: 1").is_err());
+        for reserved in [
+            "Content-Length: 0",
+            "transfer-encoding: chunked",
+            "Connection: close",
+            "Keep-Alive: timeout=5",
+            "Upgrade: h2c",
+            "TE: trailers",
+        ] {
+            assert!(header_line(reserved).is_err(), "{reserved}");
+        }
+    }
+}
