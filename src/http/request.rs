@@ -53,7 +53,7 @@ pub struct Head<'a> {
     pub method_str: &'a str,
     /// Request target as sent.
     pub target: &'a str,
-    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1 and any higher 1.x (RFC 9110 §2.5).
     pub minor: u8,
     /// Keep the connection open after the response.
     pub keep_alive: bool,
