@@ -709,7 +709,7 @@ fn unsupported_versions_get_505() {
     let server = TestServer::start(&[]);
     for raw in [
         &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..],
-        b"GET /hello.txt HTTP/1.2\r\nHost: t\r\n\r\n",
+        // HTTP/1.2 and later 1.x minors are served as HTTP/1.1 (tests/strict.rs).
         b"GET /hello.txt HTTP/2.0\r\nHost: t\r\n\r\n",
         b"GET /hello.txt HTTP/3.0\r\nHost: t\r\n\r\n",
     ] {

@@ -1,10 +1,15 @@
-//! Request heads: `httparse` plus the checks RFC 9112 asks of a server that httparse
-//! leaves to its caller (bare LF/CR, framing headers, Host, limits).
+//! Request heads: the request line parsed here, header fields by `httparse`, plus the
+//! checks RFC 9112 asks of a server that httparse leaves to its caller (bare LF/CR,
+//! framing headers, Host, limits).
 
 use super::Status;
 
 /// Most header fields accepted in one request (431 past it).
 pub const MAX_HEADERS: usize = 100;
+
+/// Longest method token read. The longest method the server knows has 7 bytes, so a
+/// longer token is refused (501) as soon as it is seen rather than after `max_uri` bytes.
+const MAX_METHOD: usize = 32;
 
 /// Request methods the server knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +53,7 @@ pub struct Head<'a> {
     pub method_str: &'a str,
     /// Request target as sent.
     pub target: &'a str,
-    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1 and any higher 1.x (RFC 9110 §2.5).
     pub minor: u8,
     /// Keep the connection open after the response.
     pub keep_alive: bool,
@@ -113,7 +118,45 @@ fn classify(method: &str) -> Option<Method> {
     })
 }
 
-/// The header fields the server reads.
+/// A byte class as a lookup table: ASCII letters and digits plus `extra`.
+const fn byte_set(extra: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        set[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        set[extra[i] as usize] = true;
+        i += 1;
+    }
+    set
+}
+
+/// `tchar` (RFC 9110 §5.6.2): method names, field names, chunk-extension tokens.
+pub(crate) const TCHAR: [bool; 256] = byte_set(b"!#$%&'*+-.^_`|~");
+
+/// Bytes a request-target may hold unencoded (RFC 9112 §3.2 built from RFC 3986:
+/// unreserved, sub-delims, ":" "@" "/" "?", "%" for pct-encoded, and "[" "]" for an
+/// IP literal in the authority).
+const TARGET: [bool; 256] = byte_set(b"-._~!$&'()*+,;=:@/?%[]");
+
+/// reg-name bytes of a Host (RFC 3986 §3.2.2: unreserved, sub-delims, "%"). The comma
+/// sub-delim is left out: no host name contains one, and `a,b` is what a list of
+/// hosts folded into one field looks like.
+const REG_NAME: [bool; 256] = byte_set(b"-._~!$&'()*+;=%");
+
+/// Every `%` starts a `%XX` escape of two hex digits.
+fn pct_encoded_ok(s: &[u8]) -> bool {
+    s.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || (s.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && s.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
+/// The field names the server reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
     Host,
@@ -181,31 +224,6 @@ fn skip_empty_lines(buf: &[u8]) -> usize {
     i
 }
 
-/// Decides, for a head httparse called invalid, which status describes it best.
-fn version_status(buf: &[u8]) -> Status {
-    // "HTTP/x.y" with digits is a well-formed version we do not speak: 505.
-    let line_end = buf
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(buf.len());
-    let line = &buf[..line_end];
-    // method SP target SP version: anything else is a malformed line, not a version.
-    if line.split(|&b| b == b' ').count() != 3 {
-        return Status::BadRequest;
-    }
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
-    let well_formed = version.len() == 8
-        && version.starts_with(b"HTTP/")
-        && version[5].is_ascii_digit()
-        && version[6] == b'.'
-        && version[7].is_ascii_digit();
-    if well_formed || line.starts_with(b"PRI * HTTP/2") {
-        Status::VersionNotSupported
-    } else {
-        Status::BadRequest
-    }
-}
-
 /// Parses a strictly decimal `Content-Length` value.
 fn parse_length(v: &[u8]) -> Option<u64> {
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
@@ -216,14 +234,311 @@ fn parse_length(v: &[u8]) -> Option<u64> {
     })
 }
 
+/// A `Host` value: `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2), so no
+/// userinfo, path, list or whitespace.
+fn host_ok(v: &[u8]) -> bool {
+    let port = if let Some(rest) = v.strip_prefix(b"[") {
+        let Some(close) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        if !ip_literal_ok(&rest[..close]) {
+            return false;
+        }
+        &rest[close + 1..]
+    } else {
+        // An IPv4 address is a reg-name as far as the bytes go.
+        let colon = v.iter().position(|&b| b == b':').unwrap_or(v.len());
+        let name = &v[..colon];
+        if !name.iter().all(|&b| REG_NAME[usize::from(b)]) || !pct_encoded_ok(name) {
+            return false;
+        }
+        &v[colon..]
+    };
+    match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    }
+}
+
+/// What sits between `[` and `]`: an IPv6 address or `v` HEXDIG "." followed by
+/// unreserved / sub-delims / ":" (IPvFuture).
+fn ip_literal_ok(lit: &[u8]) -> bool {
+    if let Some(rest) = lit.strip_prefix(b"v").or_else(|| lit.strip_prefix(b"V")) {
+        let hex = rest.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+        return match rest[hex..].split_first() {
+            Some((b'.', tail)) if hex > 0 && !tail.is_empty() => tail
+                .iter()
+                .all(|&b| b != b'%' && (REG_NAME[usize::from(b)] || b == b',' || b == b':')),
+            _ => false,
+        };
+    }
+    std::str::from_utf8(lit)
+        .ok()
+        .and_then(|s| s.parse::<std::net::Ipv6Addr>().ok())
+        .is_some()
+}
+
+/// Length of the authority at the start of a target: none for origin-form (`/…`) and
+/// asterisk-form, the part after `scheme://` up to the path or query for absolute-form,
+/// all of it for authority-form (`host:port`).
+fn authority_len(target: &[u8]) -> usize {
+    if target.first().is_some_and(|&b| b == b'/' || b == b'*') {
+        return 0;
+    }
+    let start = target
+        .windows(3)
+        .position(|w| w == b"://")
+        .map_or(0, |i| i + 3);
+    start
+        + target[start..]
+            .iter()
+            .position(|&b| b == b'/' || b == b'?')
+            .unwrap_or(target.len() - start)
+}
+
+/// A complete request target is inside the grammar: escapes are `%XX`, and brackets
+/// appear only around an IP literal in the authority.
+fn target_ok(target: &[u8]) -> bool {
+    let authority = authority_len(target);
+    pct_encoded_ok(target) && !target[authority..].iter().any(|&b| b == b'[' || b == b']')
+}
+
+/// The request line, once all of it is buffered.
+struct Line<'a> {
+    method: &'a str,
+    target: &'a str,
+    minor: u8,
+    /// Bytes of the line, CRLF included.
+    len: usize,
+}
+
+/// Parses `method SP request-target SP HTTP-version CRLF` (RFC 9112 §3). `Ok(None)`:
+/// a valid prefix, read more. Errors are found as soon as the bytes that show them
+/// arrive, so a long bad line is refused before it is all buffered.
+fn request_line<'a>(data: &'a [u8], limits: &Limits) -> Result<Option<Line<'a>>, Reject> {
+    let bad = Reject(Status::BadRequest);
+    let method_len = data.iter().take_while(|&&b| TCHAR[usize::from(b)]).count();
+    if method_len > MAX_METHOD {
+        return Err(Reject(Status::NotImplemented));
+    }
+    match data.get(method_len) {
+        // A lone CR may be the first half of an empty line before the request line.
+        None => return Ok(None),
+        Some(b'\r') if method_len == 0 && data.len() == 1 => return Ok(None),
+        Some(b' ') if method_len > 0 => {}
+        Some(_) => return Err(bad),
+    }
+    let start = method_len + 1;
+    let target_len = data[start..]
+        .iter()
+        .take_while(|&&b| TARGET[usize::from(b)])
+        .count();
+    let end = start + target_len;
+    // The line counts towards the limit up to its CR. Once the target alone leaves no
+    // room for the version, the line cannot fit, whether or not it has ended.
+    if end + " HTTP/1.1\r".len() > limits.max_uri {
+        return Err(Reject(Status::UriTooLong));
+    }
+    match data.get(end) {
+        None => return Ok(None),
+        Some(b' ') if target_len > 0 => {}
+        Some(_) => return Err(bad),
+    }
+    let Some(minor) = version(&data[end + 1..])? else {
+        return Ok(None);
+    };
+    let target = &data[start..end];
+    if !target_ok(target) {
+        return Err(bad);
+    }
+    // Both are ASCII by the byte classes above, so these never fail.
+    let method = std::str::from_utf8(&data[..method_len]).map_err(|_| bad)?;
+    let target = std::str::from_utf8(target).map_err(|_| bad)?;
+    Ok(Some(Line {
+        method,
+        target,
+        minor,
+        len: end + 1 + VERSION_SHAPE.len(),
+    }))
+}
+
+/// `HTTP/d.d` and the line's CRLF; the digits are checked separately.
+const VERSION_SHAPE: &[u8; 10] = b"HTTP/0.0\r\n";
+
+/// Reads `HTTP-version CRLF`. A higher 1.x minor is answered as HTTP/1.1 (RFC 9110
+/// §2.5), so the result is 0 or 1; another major version is 505.
+fn version(v: &[u8]) -> Result<Option<u8>, Reject> {
+    for (i, (&b, &want)) in v.iter().zip(VERSION_SHAPE).enumerate() {
+        let ok = match i {
+            5 | 7 => b.is_ascii_digit(),
+            _ => b == want,
+        };
+        if !ok {
+            return Err(Reject(Status::BadRequest));
+        }
+    }
+    if v.len() < VERSION_SHAPE.len() {
+        return Ok(None);
+    }
+    match (v[5], v[7]) {
+        (b'1', b'0') => Ok(Some(0)),
+        (b'1', _) => Ok(Some(1)),
+        _ => Err(Reject(Status::VersionNotSupported)),
+    }
+}
+
+/// What the framing and Host fields said, gathered over all fields before deciding
+/// (RFC 9112 §3.2, §6).
+#[derive(Debug, Default)]
+struct Framing {
+    hosts: u32,
+    lengths: u32,
+    content_length: Option<u64>,
+    te_seen: bool,
+    te_chunked_last: bool,
+    te_chunked: u32,
+    te_unknown: bool,
+}
+
+impl Framing {
+    fn host(&mut self, value: &str, minor: u8) -> Result<(), Reject> {
+        self.hosts += 1;
+        // An empty Host is only for a target without an authority; HTTP/1.1 clients
+        // always have one to send.
+        let ok = if value.is_empty() {
+            minor == 0
+        } else {
+            host_ok(value.as_bytes())
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Reject(Status::BadRequest))
+        }
+    }
+
+    fn content_length(&mut self, value: &str) -> Result<(), Reject> {
+        self.lengths += 1;
+        let len = parse_length(value.as_bytes()).ok_or(Reject(Status::BadRequest))?;
+        self.content_length = Some(len);
+        Ok(())
+    }
+
+    fn transfer_encoding(&mut self, value: &str) -> Result<(), Reject> {
+        self.te_seen = true;
+        for coding in value.split(',').map(|c| c.trim_matches([' ', '\t'])) {
+            if coding.is_empty() {
+                continue;
+            }
+            if eq_ci(coding, "chunked") {
+                self.te_chunked += 1;
+                self.te_chunked_last = true;
+            } else if self.te_chunked_last {
+                // chunked must be the final coding.
+                return Err(Reject(Status::BadRequest));
+            } else {
+                self.te_unknown = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The body framing all fields together describe, or why there is none.
+    fn body(&self, minor: u8) -> Result<BodyKind, Reject> {
+        let bad = Reject(Status::BadRequest);
+        // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0.
+        if self.hosts > 1 || (minor == 1 && self.hosts == 0) {
+            return Err(bad);
+        }
+        if self.te_seen {
+            // §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing; with
+            // Content-Length it smells of smuggling; chunked must be final and single.
+            if minor == 0 || self.lengths > 0 || self.te_chunked != 1 || !self.te_chunked_last {
+                return Err(bad);
+            }
+            if self.te_unknown {
+                return Err(Reject(Status::NotImplemented));
+            }
+            return Ok(BodyKind::Chunked);
+        }
+        match (self.lengths, self.content_length) {
+            (n, _) if n > 1 => Err(bad),
+            (_, Some(len)) if len > 0 => Ok(BodyKind::Length(len)),
+            _ => Ok(BodyKind::None),
+        }
+    }
+}
+
+impl<'a> Head<'a> {
+    /// A head with the request line's facts and every field still unset.
+    fn new(method: Method, line: &Line<'a>, len: usize) -> Head<'a> {
+        Head {
+            method,
+            method_str: line.method,
+            target: line.target,
+            minor: line.minor,
+            keep_alive: line.minor == 1,
+            body: BodyKind::None,
+            expect_continue: false,
+            expect_other: false,
+            if_none_match: None,
+            if_modified_since: None,
+            if_match: None,
+            if_unmodified_since: None,
+            range: None,
+            if_range: None,
+            origin: None,
+            acr_method: None,
+            acr_headers: None,
+            referer: None,
+            user_agent: None,
+            len,
+        }
+    }
+
+    /// Records one field the server reads.
+    fn apply(&mut self, framing: &mut Framing, field: Field, value: &'a str) -> Result<(), Reject> {
+        match field {
+            Field::Host => framing.host(value, self.minor)?,
+            Field::ContentLength => framing.content_length(value)?,
+            Field::TransferEncoding => framing.transfer_encoding(value)?,
+            Field::Connection => {
+                for token in value.split(',').map(|t| t.trim_matches([' ', '\t'])) {
+                    if eq_ci(token, "close") {
+                        self.keep_alive = false;
+                    } else if eq_ci(token, "keep-alive") && self.minor == 0 {
+                        self.keep_alive = true;
+                    }
+                }
+            }
+            Field::Expect => {
+                if eq_ci(value, "100-continue") {
+                    self.expect_continue = self.minor == 1;
+                } else {
+                    self.expect_other = true;
+                }
+            }
+            Field::IfNoneMatch => self.if_none_match = Some(value),
+            Field::IfModifiedSince => self.if_modified_since = Some(value),
+            Field::IfMatch => self.if_match = Some(value),
+            Field::IfUnmodifiedSince => self.if_unmodified_since = Some(value),
+            Field::Range => self.range = Some(value),
+            Field::IfRange => self.if_range = Some(value),
+            Field::Origin => self.origin = Some(value),
+            Field::AcrMethod => self.acr_method = Some(value),
+            Field::AcrHeaders => self.acr_headers = Some(value),
+            Field::Referer => self.referer = Some(value),
+            Field::UserAgent => self.user_agent = Some(value),
+        }
+        Ok(())
+    }
+}
+
 /// Checks limits on what is buffered so far when no whole head is there yet.
 /// `skipped` empty lines before the request line count towards the head size, so a
 /// flood of CRLFs is refused like any other oversized head.
 fn partial_limits(data: &[u8], skipped: usize, limits: &Limits) -> Result<(), Reject> {
-    let line_len = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
-    if line_len > limits.max_uri {
-        return Err(Reject(Status::UriTooLong));
-    }
     if skipped + data.len() > limits.max_header {
         return Err(Reject(Status::HeaderFieldsTooLarge));
     }
@@ -234,156 +549,45 @@ fn partial_limits(data: &[u8], skipped: usize, limits: &Limits) -> Result<(), Re
 pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Reject> {
     let skip = skip_empty_lines(buf);
     let data = &buf[skip..];
+    let Some(line) = request_line(data, limits)? else {
+        partial_limits(data, skip, limits)?;
+        return Ok(Parsed::Partial);
+    };
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let n = match req.parse(data) {
-        Ok(httparse::Status::Complete(n)) => n,
+    let (n, fields) = match httparse::parse_headers(&data[line.len..], &mut headers) {
+        Ok(httparse::Status::Complete((n, fields))) => (line.len + n, fields),
         Ok(httparse::Status::Partial) => {
             partial_limits(data, skip, limits)?;
             return Ok(Parsed::Partial);
         }
         Err(httparse::Error::TooManyHeaders) => return Err(Reject(Status::HeaderFieldsTooLarge)),
-        Err(httparse::Error::Version) => return Err(Reject(version_status(data))),
         Err(_) => {
-            // An over-long line can also trip the parser; report the limit first.
+            // An oversized head can also trip the parser; report the limit first.
             partial_limits(data, skip, limits)?;
             return Err(Reject(Status::BadRequest));
         }
     };
-    let head_bytes = &data[..n];
-    let line_len = head_bytes.iter().position(|&b| b == b'\n').unwrap_or(n);
-    if line_len > limits.max_uri {
-        return Err(Reject(Status::UriTooLong));
-    }
     if skip + n > limits.max_header {
         return Err(Reject(Status::HeaderFieldsTooLarge));
     }
-    if !line_endings_ok(head_bytes) {
+    if !line_endings_ok(&data[..n]) {
         return Err(Reject(Status::BadRequest));
     }
-    let method_str = req.method.unwrap_or("");
-    let target = req.path.unwrap_or("");
-    let minor = req.version.unwrap_or(1);
-    let method = classify(method_str).ok_or(Reject(Status::NotImplemented))?;
-
-    let mut head = Head {
-        method,
-        method_str,
-        target,
-        minor,
-        keep_alive: minor == 1,
-        body: BodyKind::None,
-        expect_continue: false,
-        expect_other: false,
-        if_none_match: None,
-        if_modified_since: None,
-        if_match: None,
-        if_unmodified_since: None,
-        range: None,
-        if_range: None,
-        origin: None,
-        acr_method: None,
-        acr_headers: None,
-        referer: None,
-        user_agent: None,
-        len: skip + n,
-    };
-    let mut hosts = 0;
-    let mut content_length: Option<u64> = None;
-    let mut lengths = 0;
-    let mut te_seen = false;
-    let mut te_chunked_last = false;
-    let mut te_chunked_count = 0;
-    let mut te_unknown = false;
-    let bad = Reject(Status::BadRequest);
-    for h in req.headers.iter() {
+    let method = classify(line.method).ok_or(Reject(Status::NotImplemented))?;
+    let mut head = Head::new(method, &line, skip + n);
+    let mut framing = Framing::default();
+    for h in fields {
         let Some(field) = field(h.name) else { continue };
         // httparse allows obs-text (bytes over 0x7f) in values. Fields only logged
         // keep it out of the log; fields the server acts on must be text.
         let value = match std::str::from_utf8(h.value) {
             Ok(v) => v.trim_matches([' ', '\t']),
             Err(_) if matches!(field, Field::Referer | Field::UserAgent) => continue,
-            Err(_) => return Err(bad),
+            Err(_) => return Err(Reject(Status::BadRequest)),
         };
-        match field {
-            Field::Host => {
-                hosts += 1;
-                if value.is_empty() && minor == 1 {
-                    return Err(bad);
-                }
-            }
-            Field::ContentLength => {
-                lengths += 1;
-                content_length = Some(parse_length(value.as_bytes()).ok_or(bad)?);
-            }
-            Field::TransferEncoding => {
-                te_seen = true;
-                for coding in value.split(',').map(|c| c.trim_matches([' ', '\t'])) {
-                    if coding.is_empty() {
-                        continue;
-                    }
-                    if eq_ci(coding, "chunked") {
-                        te_chunked_count += 1;
-                        te_chunked_last = true;
-                    } else {
-                        if te_chunked_last {
-                            // chunked must be the final coding.
-                            return Err(bad);
-                        }
-                        te_unknown = true;
-                    }
-                }
-            }
-            Field::Connection => {
-                for token in value.split(',').map(|t| t.trim_matches([' ', '\t'])) {
-                    if eq_ci(token, "close") {
-                        head.keep_alive = false;
-                    } else if eq_ci(token, "keep-alive") && minor == 0 {
-                        head.keep_alive = true;
-                    }
-                }
-            }
-            Field::Expect => {
-                if eq_ci(value, "100-continue") {
-                    head.expect_continue = minor == 1;
-                } else {
-                    head.expect_other = true;
-                }
-            }
-            Field::IfNoneMatch => head.if_none_match = Some(value),
-            Field::IfModifiedSince => head.if_modified_since = Some(value),
-            Field::IfMatch => head.if_match = Some(value),
-            Field::IfUnmodifiedSince => head.if_unmodified_since = Some(value),
-            Field::Range => head.range = Some(value),
-            Field::IfRange => head.if_range = Some(value),
-            Field::Origin => head.origin = Some(value),
-            Field::AcrMethod => head.acr_method = Some(value),
-            Field::AcrHeaders => head.acr_headers = Some(value),
-            Field::Referer => head.referer = Some(value),
-            Field::UserAgent => head.user_agent = Some(value),
-        }
+        head.apply(&mut framing, field, value)?;
     }
-    // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0.
-    if hosts > 1 || (minor == 1 && hosts == 0) {
-        return Err(bad);
-    }
-    if te_seen {
-        // §6.1: Transfer-Encoding in HTTP/1.0 means faulty framing; with
-        // Content-Length it smells of smuggling; chunked must be final and single.
-        if minor == 0 || lengths > 0 || te_chunked_count != 1 || !te_chunked_last {
-            return Err(bad);
-        }
-        if te_unknown {
-            return Err(Reject(Status::NotImplemented));
-        }
-        head.body = BodyKind::Chunked;
-    } else if lengths > 1 {
-        return Err(bad);
-    } else if let Some(len) = content_length {
-        if len > 0 {
-            head.body = BodyKind::Length(len);
-        }
-    }
+    head.body = framing.body(head.minor)?;
     Ok(Parsed::Complete(head))
 }
 
@@ -421,7 +625,8 @@ mod tests {
             (b"GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n", Err(BadRequest)),
             (b"GET / HTTP/1.1\r\nHost: a\x00\r\n\r\n", Err(BadRequest)),
             (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", Err(VersionNotSupported)),
-            (b"GET / HTTP/1.2\r\nHost: a\r\n\r\n", Err(VersionNotSupported)),
+            (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", Err(VersionNotSupported)),
+            (b"GET / HTTP/1.10\r\nHost: a\r\n\r\n", Err(BadRequest)),
             (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", Err(VersionNotSupported)),
             (b"GET / HTTX/1.1\r\nHost: a\r\n\r\n", Err(BadRequest)),
             (b"GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", Err(BadRequest)),
@@ -446,6 +651,163 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(status_of(raw), *want, "{:?}", String::from_utf8_lossy(raw));
         }
+    }
+
+    fn head(raw: &[u8]) -> Head<'_> {
+        match parse(raw, &LIMITS) {
+            Ok(Parsed::Complete(h)) => h,
+            other => panic!("{:?}: {other:?}", String::from_utf8_lossy(raw)),
+        }
+    }
+
+    #[test]
+    fn host_grammar() {
+        let with_host = |host: &str| format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        for good in [
+            "a",
+            "example.com",
+            "example.com:8080",
+            "example.com:",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "[2001:db8::ffff:1.2.3.4]",
+            "[v1.fe80::a+en1]",
+            "xn--bcher-kva.example",
+            "a%20b",
+            "sub_delims!$&'()*+;=",
+        ] {
+            assert_eq!(
+                status_of(with_host(good).as_bytes()),
+                Ok("complete"),
+                "{good}"
+            );
+        }
+        for bad in [
+            "a@b",
+            "u:p@h",
+            "h/p",
+            "a, b",
+            "a,b",
+            "a b",
+            "a\tb",
+            "h:8x",
+            "h:80:90",
+            "[::1",
+            "[::g]",
+            "[::1]x",
+            "[]",
+            "[v1]",
+            "%zz",
+            "a%2",
+            "h?q",
+            "h#f",
+            "\"h\"",
+            "h\\x",
+            "[::1%25eth0]",
+        ] {
+            assert_eq!(
+                status_of(with_host(bad).as_bytes()),
+                Err(Status::BadRequest),
+                "{bad:?}"
+            );
+        }
+        // Empty: allowed without an authority in HTTP/1.0 only (RFC 9112 §3.2).
+        assert_eq!(
+            status_of(b"GET / HTTP/1.0\r\nHost:\r\n\r\n"),
+            Ok("complete")
+        );
+        assert_eq!(
+            status_of(b"GET / HTTP/1.1\r\nHost:\r\n\r\n"),
+            Err(Status::BadRequest)
+        );
+    }
+
+    #[test]
+    fn target_grammar() {
+        let with_target = |t: &[u8]| [b"GET ", t, b" HTTP/1.1\r\nHost: a\r\n\r\n"].concat();
+        for good in [
+            &b"/"[..],
+            b"*",
+            b"/a/b.txt?x=1&y=%2F;z=(a)!$'*+,@:~",
+            b"/caf%C3%A9",
+            b"http://[::1]:8080/x?y",
+            b"http://host/x",
+            b"host:443",
+        ] {
+            assert_eq!(
+                status_of(&with_target(good)),
+                Ok("complete"),
+                "{:?}",
+                String::from_utf8_lossy(good)
+            );
+        }
+        for bad in [
+            &b"/caf\xc3\xa9"[..],
+            b"/\x80",
+            b"/\xff",
+            b"/a\"b",
+            b"/a<b>",
+            b"/a\\b",
+            b"/a^b",
+            b"/a`b",
+            b"/a{b}",
+            b"/a|b",
+            b"/a#frag",
+            b"/a%zz",
+            b"/a%2",
+            b"/a[1]",
+            b"http://host/a[1]",
+            b"/a\x7f",
+        ] {
+            assert_eq!(
+                status_of(&with_target(bad)),
+                Err(Status::BadRequest),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn higher_minor_versions_are_http_1_1() {
+        for v in [b'2', b'9'] {
+            let raw = [b"GET / HTTP/1.".as_slice(), &[v], b"\r\nHost: a\r\n\r\n"].concat();
+            let h = head(&raw);
+            assert_eq!(h.minor, 1);
+            assert!(h.keep_alive);
+        }
+        // As HTTP/1.1: Host is required and Connection: close is honoured.
+        assert_eq!(
+            status_of(b"GET / HTTP/1.9\r\n\r\n"),
+            Err(Status::BadRequest)
+        );
+        assert!(!head(b"GET / HTTP/1.9\r\nHost: a\r\nConnection: close\r\n\r\n").keep_alive);
+        assert_eq!(head(b"GET / HTTP/1.0\r\n\r\n").minor, 0);
+    }
+
+    #[test]
+    fn long_method_is_not_a_long_uri() {
+        let method = vec![b'A'; 100 * 1024];
+        // Refused from the first bytes, whether or not the line has ended.
+        assert_eq!(
+            status_of(&method[..MAX_METHOD + 1]),
+            Err(Status::NotImplemented)
+        );
+        assert_eq!(status_of(&method), Err(Status::NotImplemented));
+        let whole = [&method[..], b" / HTTP/1.1\r\nHost: a\r\n\r\n"].concat();
+        assert_eq!(status_of(&whole), Err(Status::NotImplemented));
+        assert_eq!(status_of(&method[..MAX_METHOD]), Ok("partial"));
+        // A long target still gets 414.
+        let target = [b"GET /".as_slice(), &[b'a'; 100], b" HTTP/1.1\r\n"].concat();
+        assert_eq!(status_of(&target), Err(Status::UriTooLong));
+    }
+
+    #[test]
+    fn a_lone_cr_before_the_request_line_waits_for_its_lf() {
+        assert_eq!(status_of(b"\r"), Ok("partial"));
+        assert_eq!(status_of(b"\r\n\r"), Ok("partial"));
+        assert_eq!(status_of(b"\rX"), Err(Status::BadRequest));
     }
 
     #[test]
