@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
 use crate::conn::{Conn, Token};
-use crate::files::Files;
+use crate::files::{self, Files};
 use crate::http::request::Limits;
 use crate::logging::Logs;
 use crate::reactor::Reactor;
@@ -370,8 +370,9 @@ impl Server {
                 cfg.root
             ))));
         }
-        let files =
-            Files::new(&cfg.root, cfg.follow_symlinks, cfg.autoindex).map_err(io("open root"))?;
+        let fd_budget = files::descriptor_budget(nofile, settings.max_conns, settings.workers);
+        let files = Files::new(&cfg.root, cfg.follow_symlinks, cfg.autoindex, fd_budget)
+            .map_err(io("open root"))?;
         let addr = SocketAddr::new(cfg.bind, cfg.port);
         let listener = sys::listen(
             addr,

@@ -466,7 +466,7 @@ impl Worker {
             Lookup::Listing(html) => self.memory(
                 Status::Ok,
                 "text/html; charset=utf-8",
-                Bytes::Owned(html),
+                Bytes::Shared(html),
                 head_only,
                 close,
             ),
