@@ -236,3 +236,18 @@ fn links_to_dotfiles_are_hidden_like_the_dotfiles() {
     let r = server.get("/hellolink");
     assert_eq!((r.status, r.body), (200, b"hello world\n".to_vec()));
 }
+
+#[test]
+fn followed_links_to_dotfiles_are_hidden() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join(".secret"), b"SECRET\n").unwrap();
+    std::fs::write(outside.path().join("public.txt"), b"public\n").unwrap();
+    let server = TestServer::start_with(&["--follow-symlinks"], |root| {
+        populate(root);
+        symlink(outside.path().join(".secret"), root.join("secretlink")).unwrap();
+        symlink(outside.path().join("public.txt"), root.join("publiclink")).unwrap();
+    });
+    assert_eq!(server.get("/secretlink").status, 404);
+    assert_eq!(server.get("/publiclink").body, b"public\n");
+}

@@ -185,7 +185,11 @@ impl Files {
             Ok(inside) if hidden_path(inside) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
             Ok(_) => Ok(file),
             Err(_) if !self.follow_symlinks => Err(io::Error::from_raw_os_error(libc::EXDEV)),
-            Err(_) if hidden_path(&real) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
+            // Where a followed link leads is the operator's choice; only the file it
+            // names is held to the rule.
+            Err(_) if real.file_name().is_some_and(|n| hidden_path(Path::new(n))) => {
+                Err(io::Error::from_raw_os_error(libc::ENOENT))
+            }
             Err(_) => Ok(file),
         }
     }
