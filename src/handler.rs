@@ -208,7 +208,7 @@ impl Handler {
                 Status::Ok,
                 frame,
                 "text/html; charset=utf-8",
-                Bytes::Owned(html),
+                Bytes::Shared(html),
             ),
             Lookup::Error(status) => self.error(status, frame, None),
         }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
-use crate::files::Files;
+use crate::files::{self, Files};
 use crate::logging::Logs;
 use crate::reactor::{Control, Listeners, Reactor};
 use crate::settings::{ConfigError, Settings};
@@ -86,7 +86,8 @@ impl Server {
                 cfg.root
             ))));
         }
-        let files = Files::new(&cfg.root, cfg.follow_symlinks, cfg.autoindex)
+        let fd_budget = files::descriptor_budget(nofile, settings.max_conns, settings.workers);
+        let files = Files::new(&cfg.root, cfg.follow_symlinks, cfg.autoindex, fd_budget)
             .map_err(io_error("open root"))?;
         let addr = SocketAddr::new(cfg.bind, cfg.port);
         let spread = if cfg.accept_reuseport {
