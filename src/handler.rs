@@ -14,6 +14,7 @@ use crate::http::Status;
 use crate::logging::{self, AccessLog};
 use crate::reply::{Frame, Plan, Reply};
 use crate::shared::Shared;
+use crate::site::Site;
 
 /// Methods served.
 const ALLOW: &[u8] = b"GET, HEAD, OPTIONS";
@@ -25,6 +26,8 @@ pub struct Handler {
     head: Vec<u8>,
     scratch: Vec<u8>,
     path: String,
+    /// Scratch for the `[[headers]]` rules a path matches.
+    matched: Vec<usize>,
     access: Option<AccessLog>,
 }
 
@@ -36,6 +39,7 @@ impl Handler {
             head: Vec::with_capacity(1024),
             scratch: Vec::with_capacity(256),
             path: String::with_capacity(256),
+            matched: Vec::with_capacity(8),
             access,
         }
     }
@@ -54,7 +58,10 @@ impl Handler {
 
     /// Plans the response to a parsed request and logs it.
     pub fn respond(&mut self, peer: &SocketAddr, h: &Head<'_>) -> Plan {
-        let plan = self.route(peer, h);
+        // One load per request: the sites stay the same until the plan is made, even
+        // if a reload swaps in new ones meanwhile.
+        let sites = self.shared.sites.load();
+        let plan = self.route(sites.pick(request_host(h)), peer, h);
         self.record(peer, Some(h), &plan);
         plan
     }
@@ -67,7 +74,8 @@ impl Handler {
             close: true,
             minor: 1,
         };
-        let plan = self.error(status, frame, None);
+        let sites = self.shared.sites.load();
+        let plan = self.error(sites.default_site(), status, frame, None);
         self.record(peer, None, &plan);
         plan
     }
@@ -87,7 +95,7 @@ impl Handler {
         }
     }
 
-    fn route(&mut self, peer: &SocketAddr, h: &Head<'_>) -> Plan {
+    fn route(&mut self, site: &Site, peer: &SocketAddr, h: &Head<'_>) -> Plan {
         // A half-closed client (eof) still gets every buffered request answered; the
         // connection closes once they are, without forcing close on this response.
         let frame = Frame {
@@ -110,54 +118,54 @@ impl Handler {
                 close: true,
                 ..frame
             };
-            return self.error(status, frame, None).skipping_body();
+            return self.error(site, status, frame, None).skipping_body();
         }
-        let mut plan = self.target(peer, frame, h);
+        let mut plan = self.target(site, peer, frame, h);
         plan.request_body = h.body;
         plan.send_continue = h.expect_continue;
         plan
     }
 
-    fn target(&mut self, peer: &SocketAddr, frame: Frame, h: &Head<'_>) -> Plan {
+    fn target(&mut self, site: &Site, peer: &SocketAddr, frame: Frame, h: &Head<'_>) -> Plan {
         let bad = Frame {
             close: true,
             ..frame
         };
         if h.target == "*" {
             return match h.method {
-                Method::Options => self.options(h, frame),
-                _ => self.error(Status::BadRequest, bad, None),
+                Method::Options => self.options(site, h, frame),
+                _ => self.error(site, Status::BadRequest, bad, None),
             };
         }
         let Some(origin_form) = origin_form(h.target) else {
-            return self.error(Status::BadRequest, bad, None);
+            return self.error(site, Status::BadRequest, bad, None);
         };
         let (path, query) = match origin_form.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (origin_form, None),
         };
         if path.contains('#') {
-            return self.error(Status::BadRequest, bad, None);
+            return self.error(site, Status::BadRequest, bad, None);
         }
         let s = &self.shared.settings;
         if h.method != Method::Options {
             if !s.health_path.is_empty() && path == s.health_path {
-                return self.health(h, frame);
+                return self.health(site, h, frame);
             }
             if s.stats_path.as_deref() == Some(path) {
-                return self.stats(peer, h, query, frame);
+                return self.stats(site, peer, h, query, frame);
             }
         }
         match h.method {
-            Method::Options => self.options(h, frame),
-            Method::Other => self.error(Status::MethodNotAllowed, frame, None),
-            Method::Get | Method::Head => self.file(h, path, query, frame),
+            Method::Options => self.options(site, h, frame),
+            Method::Other => self.error(site, Status::MethodNotAllowed, frame, None),
+            Method::Get | Method::Head => self.file(site, h, path, query, frame),
         }
     }
 
-    fn health(&mut self, h: &Head<'_>, frame: Frame) -> Plan {
+    fn health(&mut self, site: &Site, h: &Head<'_>, frame: Frame) -> Plan {
         if h.method == Method::Other {
-            return self.error(Status::MethodNotAllowed, frame, None);
+            return self.error(site, Status::MethodNotAllowed, frame, None);
         }
         let (status, body): (Status, &'static [u8]) = if self.shared.is_draining() {
             (Status::ServiceUnavailable, b"draining\n")
@@ -165,6 +173,7 @@ impl Handler {
             (Status::Ok, b"ok\n")
         };
         self.memory(
+            site,
             status,
             frame,
             "text/plain; charset=utf-8",
@@ -172,12 +181,19 @@ impl Handler {
         )
     }
 
-    fn stats(&mut self, peer: &SocketAddr, h: &Head<'_>, query: Option<&str>, f: Frame) -> Plan {
+    fn stats(
+        &mut self,
+        site: &Site,
+        peer: &SocketAddr,
+        h: &Head<'_>,
+        query: Option<&str>,
+        f: Frame,
+    ) -> Plan {
         if !self.shared.settings.stats_allowed(peer.ip()) {
-            return self.error(Status::Forbidden, f, None);
+            return self.error(site, Status::Forbidden, f, None);
         }
         if h.method == Method::Other {
-            return self.error(Status::MethodNotAllowed, f, None);
+            return self.error(site, Status::MethodNotAllowed, f, None);
         }
         let snap = self.shared.snapshot();
         let json = query.is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
@@ -186,35 +202,43 @@ impl Handler {
         } else {
             ("text/plain; charset=utf-8", snap.text())
         };
-        self.memory(Status::Ok, f, ctype, Bytes::Owned(text.into_bytes()))
+        self.memory(site, Status::Ok, f, ctype, Bytes::Owned(text.into_bytes()))
     }
 
-    fn file(&mut self, h: &Head<'_>, path: &str, query: Option<&str>, frame: Frame) -> Plan {
+    fn file(
+        &mut self,
+        site: &Site,
+        h: &Head<'_>,
+        path: &str,
+        query: Option<&str>,
+        frame: Frame,
+    ) -> Plan {
         if let Err(status) = files::normalize(path, &mut self.scratch, &mut self.path) {
             let frame = Frame {
                 close: true,
                 ..frame
             };
-            return self.error(status, frame, None);
+            return self.error(site, status, frame, None);
         }
-        match self.shared.files.lookup(&self.path) {
-            Lookup::File(entry) => self.entry(h, &entry, frame),
+        match site.files.lookup(&self.path) {
+            Lookup::File(entry) => self.entry(site, h, &entry, frame),
             Lookup::Redirect => {
                 let location = redirect_location(&self.path, query);
                 let extra = Some((&b"Location"[..], &location[..]));
-                self.error(Status::MovedPermanently, frame, extra)
+                self.error(site, Status::MovedPermanently, frame, extra)
             }
             Lookup::Listing(html) => self.memory(
+                site,
                 Status::Ok,
                 frame,
                 "text/html; charset=utf-8",
                 Bytes::Shared(html),
             ),
-            Lookup::Error(status) => self.error(status, frame, None),
+            Lookup::Error(status) => self.error(site, status, frame, None),
         }
     }
 
-    fn entry(&mut self, h: &Head<'_>, e: &Arc<Entry>, frame: Frame) -> Plan {
+    fn entry(&mut self, site: &Site, h: &Head<'_>, e: &Arc<Entry>, frame: Frame) -> Plan {
         let v = Validators {
             etag: &e.etag,
             mtime: e.mtime,
@@ -225,25 +249,27 @@ impl Handler {
                 Decision::Full => (0, e.len, Status::Ok),
                 Decision::Partial(a, b) => (a, b + 1, Status::PartialContent),
                 Decision::NotModified => {
-                    let reply = begin(&mut self.head, &self.shared, Status::NotModified, frame);
-                    return validators(reply, e, &self.shared).no_body();
+                    let mut reply = begin(&mut self.head, site, Status::NotModified, frame);
+                    let rules = site.path_headers(&self.path, &mut self.matched, reply.raw());
+                    return validators(reply, e, site, rules).no_body();
                 }
                 Decision::PreconditionFailed => {
-                    return self.error(Status::PreconditionFailed, frame, None)
+                    return self.error(site, Status::PreconditionFailed, frame, None)
                 }
                 Decision::Unsatisfiable => {
                     let mut range = b"bytes */".to_vec();
                     resp::push_u64(&mut range, e.len);
                     let extra = Some((&b"Content-Range"[..], &range[..]));
-                    return self.error(Status::RangeNotSatisfiable, frame, extra);
+                    return self.error(site, Status::RangeNotSatisfiable, frame, extra);
                 }
             };
-        let mut reply = begin(&mut self.head, &self.shared, status, frame)
+        let mut reply = begin(&mut self.head, site, status, frame)
             .header(b"Content-Type", e.content_type.as_bytes());
         if status == Status::PartialContent {
             content_range(reply.raw(), start, end, e.len);
         }
-        let reply = validators(reply.header(b"Accept-Ranges", b"bytes"), e, &self.shared);
+        let rules = site.path_headers(&self.path, &mut self.matched, reply.raw());
+        let reply = validators(reply.header(b"Accept-Ranges", b"bytes"), e, site, rules);
         let body = match &e.content {
             _ if start == end => Body::Empty,
             Content::Memory(m) => Body::Memory {
@@ -260,9 +286,11 @@ impl Handler {
         reply.body(end - start, body)
     }
 
-    fn options(&mut self, h: &Head<'_>, frame: Frame) -> Plan {
-        let cors = self.shared.settings.cors.is_some();
-        let mut reply = self.start(Status::NoContent, frame).header(b"Allow", ALLOW);
+    fn options(&mut self, site: &Site, h: &Head<'_>, frame: Frame) -> Plan {
+        let cors = site.cors.is_some();
+        let mut reply = self
+            .start(site, Status::NoContent, frame)
+            .header(b"Allow", ALLOW);
         if cors && h.origin.is_some() && h.acr_method.is_some() {
             let asked = h.acr_headers.filter(|v| {
                 v.bytes()
@@ -277,18 +305,31 @@ impl Handler {
     }
 
     /// A generated response (health, stats, listings): never cached.
-    fn memory(&mut self, status: Status, frame: Frame, ctype: &str, bytes: Bytes) -> Plan {
-        self.start(status, frame)
+    fn memory(
+        &mut self,
+        site: &Site,
+        status: Status,
+        frame: Frame,
+        ctype: &str,
+        bytes: Bytes,
+    ) -> Plan {
+        self.start(site, status, frame)
             .header(b"Content-Type", ctype.as_bytes())
             .header(b"Cache-Control", b"no-store")
             .memory(bytes)
     }
 
     /// An error (or redirect) page, with one optional extra header.
-    fn error(&mut self, status: Status, frame: Frame, extra: Option<(&[u8], &[u8])>) -> Plan {
+    fn error(
+        &mut self,
+        site: &Site,
+        status: Status,
+        frame: Frame,
+        extra: Option<(&[u8], &[u8])>,
+    ) -> Plan {
         let allow = matches!(status, Status::MethodNotAllowed | Status::NotImplemented);
         let mut reply = self
-            .start(status, frame)
+            .start(site, status, frame)
             .header(b"Content-Type", b"text/html; charset=utf-8")
             .header_opt(b"Allow", allow.then_some(ALLOW));
         if let Some((name, value)) = extra {
@@ -297,25 +338,38 @@ impl Handler {
         reply.memory(Bytes::Static(status.page()))
     }
 
-    fn start(&mut self, status: Status, frame: Frame) -> Reply<'_> {
-        begin(&mut self.head, &self.shared, status, frame)
+    fn start(&mut self, site: &Site, status: Status, frame: Frame) -> Reply<'_> {
+        begin(&mut self.head, site, status, frame)
     }
 }
 
-/// Starts a response in `head` with the configured headers.
-fn begin<'a>(head: &'a mut Vec<u8>, shared: &Shared, status: Status, frame: Frame) -> Reply<'a> {
-    Reply::new(head, status, frame, &shared.settings.extra_headers)
+/// Starts a response in `head` with the site's configured headers.
+fn begin<'a>(head: &'a mut Vec<u8>, site: &Site, status: Status, frame: Frame) -> Reply<'a> {
+    Reply::new(head, status, frame, &site.extra_headers)
 }
 
-/// ETag, Last-Modified and Cache-Control of a file response.
-fn validators<'a>(reply: Reply<'a>, e: &Entry, shared: &Shared) -> Reply<'a> {
+/// ETag, Last-Modified and Cache-Control of a file response; `ruled` says a
+/// `[[headers]]` rule already set Cache-Control for this path.
+fn validators<'a>(reply: Reply<'a>, e: &Entry, site: &Site, ruled: bool) -> Reply<'a> {
+    let cache_control = site.cache_control.as_deref().filter(|_| !ruled);
     reply
         .header(b"Last-Modified", &e.last_modified)
         .header(b"ETag", e.etag.as_bytes())
-        .header_opt(
-            b"Cache-Control",
-            shared.settings.cache_control.as_deref().map(str::as_bytes),
-        )
+        .header_opt(b"Cache-Control", cache_control.map(str::as_bytes))
+}
+
+/// The host a request names: the authority of an absolute-form target, which
+/// RFC 9112 §3.2.2 says takes precedence over `Host`, else the `Host` field.
+fn request_host<'a>(h: &Head<'a>) -> Option<&'a str> {
+    let t = h.target;
+    let rest = match t.as_bytes().get(..8) {
+        Some(p) if p.eq_ignore_ascii_case(b"https://") => &t[8..],
+        _ => match t.as_bytes().get(..7) {
+            Some(p) if p.eq_ignore_ascii_case(b"http://") => &t[7..],
+            _ => return h.host,
+        },
+    };
+    Some(&rest[..rest.find(['/', '?']).unwrap_or(rest.len())])
 }
 
 /// `Content-Range: bytes start-(end-1)/len`.

@@ -20,6 +20,7 @@ pub mod reply;
 pub mod server;
 pub mod settings;
 pub mod shared;
+pub mod site;
 pub mod slots;
 pub mod stats;
 pub mod sys;

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
-use crate::files::{self, Files};
+use crate::files;
 use crate::logging::Logs;
 use crate::reactor::{Control, Listeners, Reactor};
 use crate::settings::{ConfigError, Settings};
 use crate::shared::{Batch, Link, Notice, Shared};
+use crate::site::{Site, Sites};
 use crate::sys::{self, SignalFd};
 use crate::worker::Worker;
 
@@ -80,15 +81,9 @@ impl Server {
         sys::ignore_sigpipe();
         let nofile = sys::raise_nofile_limit().unwrap_or(1024);
         let settings = Settings::from_config(cfg, nofile).map_err(StartError::Config)?;
-        if !cfg.root.is_dir() {
-            return Err(StartError::Config(ConfigError(format!(
-                "root {:?} is not a directory",
-                cfg.root
-            ))));
-        }
         let fd_budget = files::descriptor_budget(nofile, settings.max_conns, settings.workers);
-        let files = Files::new(&cfg.root, cfg.follow_symlinks, cfg.autoindex, fd_budget)
-            .map_err(io_error("open root"))?;
+        let site = Site::from_config(cfg, Vec::new(), fd_budget).map_err(StartError::Config)?;
+        let sites = Sites::single(site);
         let addr = SocketAddr::new(cfg.bind, cfg.port);
         let spread = if cfg.accept_reuseport {
             Spread::ReusePort
@@ -107,7 +102,7 @@ impl Server {
             links.push(link);
             notices.push(rx);
         }
-        let shared = Arc::new(Shared::new(settings, files, links));
+        let shared = Arc::new(Shared::new(settings, sites, links));
         if let Some(p) = &cfg.pid_file {
             write_pid_file(p).map_err(io_error(&format!("pid file {}", p.display())))?;
         }
@@ -145,7 +140,13 @@ impl Server {
             "hearth {} listening on {} root={} threads={} reactors={} max_conns={}{}",
             env!("CARGO_PKG_VERSION"),
             self.local,
-            self.shared.files.root().display(),
+            self.shared
+                .sites
+                .load()
+                .default_site()
+                .files
+                .root()
+                .display(),
             s.workers,
             s.reactors,
             s.max_conns,

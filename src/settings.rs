@@ -1,5 +1,6 @@
-//! Settings derived once from the command line: validated, with the values the
-//! workers consult on every request precomputed.
+//! Process-level settings derived once from the command line: limits, timeouts,
+//! thread counts. What a request is answered from (root, headers) is per site, in
+//! `site.rs`, and can be reloaded; these need a restart.
 
 use std::net::IpAddr;
 
@@ -76,12 +77,6 @@ pub struct Settings {
     pub timeout_ms: u64,
     /// Time allowed for a request head.
     pub header_timeout_ms: u64,
-    /// Pre-encoded headers added to every response.
-    pub extra_headers: Vec<u8>,
-    /// Cache-Control for file responses.
-    pub cache_control: Option<String>,
-    /// CORS origin.
-    pub cors: Option<String>,
     /// Health path ("" = off).
     pub health_path: String,
     /// Stats path.
@@ -182,24 +177,6 @@ impl Settings {
             Some(n) => n,
             None => default_reactors(cpus),
         };
-        let mut extra = b"X-Content-Type-Options: nosniff\r\n".to_vec();
-        for h in &cfg.headers {
-            extra.extend_from_slice(&header_line(h)?);
-        }
-        let mut cors = None;
-        if let Some(origin) = &cfg.cors {
-            extra.extend_from_slice(&header_line(&format!(
-                "Access-Control-Allow-Origin: {origin}"
-            ))?);
-            extra.extend_from_slice(b"Access-Control-Expose-Headers: Content-Length, Content-Range, ETag, Last-Modified\r\n");
-            if origin != "*" {
-                extra.extend_from_slice(b"Vary: Origin\r\n");
-            }
-            cors = Some(origin.clone());
-        }
-        if let Some(cc) = &cfg.cache_control {
-            header_line(&format!("Cache-Control: {cc}"))?;
-        }
         let stats_allow = cfg
             .stats_allow
             .iter()
@@ -234,9 +211,6 @@ impl Settings {
             max_body: cfg.max_body,
             timeout_ms: cfg.timeout.max(1) * 1000,
             header_timeout_ms: cfg.header_timeout.max(1) * 1000,
-            extra_headers: extra,
-            cache_control: cfg.cache_control.clone(),
-            cors,
             health_path: cfg.health_path.clone(),
             stats_path: cfg.stats_path.clone().filter(|p| !p.is_empty()),
             stats_allow,

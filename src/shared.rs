@@ -1,4 +1,4 @@
-//! What the reactors and the workers share: the settings, the document root, the
+//! What the reactors and the workers share: the settings, the sites, the
 //! counters, and one [`Link`] per reactor (its epoll, slots, notices and waker), plus
 //! the types that travel between them.
 
@@ -6,11 +6,12 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::conn::{Conn, Token};
-use crate::files::Files;
 use crate::settings::Settings;
+use crate::site::Sites;
 use crate::slots::Slots;
 use crate::stats::Stats;
 use crate::sys::{self, Epoll, EventFd};
@@ -117,8 +118,10 @@ impl Link {
 pub struct Shared {
     /// Derived settings.
     pub settings: Settings,
-    /// The document root.
-    pub files: Files,
+    /// The sites of the running configuration. A reload swaps in a new one; a worker
+    /// loads it once per request (no lock, no reference-count traffic on the hot
+    /// path) and keeps that one until the response is planned.
+    pub sites: ArcSwap<Sites>,
     /// Counters.
     pub stats: Arc<Stats>,
     /// Set once a stop has begun.
@@ -134,10 +137,10 @@ pub struct Shared {
 
 impl Shared {
     /// Shared state over `links`.
-    pub fn new(settings: Settings, files: Files, links: Vec<Link>) -> Shared {
+    pub fn new(settings: Settings, sites: Sites, links: Vec<Link>) -> Shared {
         Shared {
             settings,
-            files,
+            sites: ArcSwap::from_pointee(sites),
             stats: Arc::new(Stats::default()),
             draining: AtomicBool::new(false),
             links: links.into_boxed_slice(),

@@ -85,6 +85,8 @@ pub struct Head<'a> {
     pub referer: Option<&'a str>,
     /// `User-Agent`.
     pub user_agent: Option<&'a str>,
+    /// `Host`, as sent and validated (port included), for picking a virtual host.
+    pub host: Option<&'a str>,
     /// Bytes of the head, including the blank line.
     pub len: usize,
 }
@@ -493,6 +495,7 @@ impl<'a> Head<'a> {
             acr_headers: None,
             referer: None,
             user_agent: None,
+            host: None,
             len,
         }
     }
@@ -500,7 +503,10 @@ impl<'a> Head<'a> {
     /// Records one field the server reads.
     fn apply(&mut self, framing: &mut Framing, field: Field, value: &'a str) -> Result<(), Reject> {
         match field {
-            Field::Host => framing.host(value, self.minor)?,
+            Field::Host => {
+                framing.host(value, self.minor)?;
+                self.host = Some(value);
+            }
             Field::ContentLength => framing.content_length(value)?,
             Field::TransferEncoding => framing.transfer_encoding(value)?,
             Field::Connection => {
