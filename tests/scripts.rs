@@ -782,3 +782,19 @@ fn logrotate_sample_rotates_and_reopens() {
     );
     assert!(stop.status.success(), "{stop}");
 }
+
+/// `--pid-file` and `--log-dir` are start.sh's own options: among the server
+/// flags they are refused with a message that says so, and nothing starts.
+#[test]
+fn start_options_among_the_server_flags_are_refused_clearly() {
+    let site = Site::new();
+    let mut args = site.server_flags(5);
+    args.extend(["--log-dir".to_string(), site.logs.display().to_string()]);
+    let r = site.run("start.sh", &args);
+    assert_eq!(r.status.code(), Some(1), "{r}");
+    assert!(
+        r.stderr.contains("give --log-dir before the server flags"),
+        "{r}"
+    );
+    assert!(!connects(site.addr()), "a server started anyway:\n{r}");
+}
