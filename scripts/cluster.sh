@@ -9,9 +9,13 @@
 # Run "scripts/cluster.sh --help" for usage.
 set -euo pipefail
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Relative paths given to cluster.sh are relative to the current directory.
+HEARTH_HOME="${HEARTH_HOME:-$PWD}"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+REPO_ROOT="$HEARTH_SRC"
 TEMPLATE="$REPO_ROOT/scripts/haproxy/haproxy.cfg.template"
-PROG="$(basename "$0")"
+PROG="$hearth_prog"
 
 usage() {
     cat <<EOF
@@ -66,8 +70,8 @@ Examples:
 EOF
 }
 
+# Progress goes to stderr, so that stdout carries only what a command reports.
 log() { printf '%s: %s\n' "$PROG" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # ---------------------------------------------------------------- settings
 CMD=""
@@ -86,13 +90,6 @@ CLUSTER_DIR="$REPO_ROOT/logs/cluster"
 EXTRA_ARGS=()
 # Which of the "up" settings were given on this command line.
 declare -A GIVEN=()
-
-abs_path() {
-    case "$1" in
-        /*) printf '%s\n' "$1" ;;
-        *) printf '%s/%s\n' "$PWD" "$1" ;;
-    esac
-}
 
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
 
@@ -196,82 +193,40 @@ load_env() {
 }
 
 # ---------------------------------------------------------------- helpers
-connect_addr() {
-    case "$BIND" in
-        0.0.0.0|::|'[::]') echo 127.0.0.1 ;;
-        *) echo "$BIND" ;;
-    esac
-}
+connect_addr() { connect_host "$BIND"; }
 
-port_in_use() {
-    # A successful connect means something already listens there.
-    (exec 3<>"/dev/tcp/$(connect_addr)/$1") 2>/dev/null
-}
+port_in_use() { port_open "$(connect_addr)" "$1"; }
 
 http_code() {
     curl -s -o /dev/null --max-time 1 -w '%{http_code}' "$1" 2>/dev/null || true
 }
 
-# Alive = exists and is not a zombie (an exited daemon stays a zombie until
-# init reaps it, which can take a moment).
-pid_alive() {
-    [[ -n "${1:-}" ]] && kill -0 "$1" 2>/dev/null || return 1
-    local stat
-    stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
-    stat="${stat##*) }"
-    [[ "${stat:0:1}" != Z ]]
-}
-
 # True if pid $1 is alive and its command line mentions $2 (guards against a
 # recycled pid from a stale pid file).
 pid_matches() {
-    local pid="$1" needle="$2" cmdline
-    pid_alive "$pid" || return 1
-    cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
-    [[ "$cmdline" == *"$needle"* ]]
+    local pid="$1" needle="$2"
+    [[ -n "$pid" ]] && proc_alive "$pid" && proc_args "$pid" || return 1
+    [[ " ${PROC_ARGS[*]} " == *"$needle"* ]]
 }
 
-read_pid() { [[ -s "$1" ]] && tr -dc '0-9' <"$1" || true; }
-
-# wait_until DEADLINE_SECONDS CMD... : poll CMD every 0.1s until it succeeds.
-wait_until() {
-    local secs="$1"; shift
-    local end=$((SECONDS + secs))
-    while ((SECONDS < end)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    "$@"
-}
+read_pid() { pid_read "$1" 2>/dev/null || true; }
 
 # stop_pid PID NAME TIMEOUT SIGNAL: send SIGNAL, wait up to TIMEOUT s, then SIGKILL.
 stop_pid() {
     local pid="$1" name="$2" timeout="$3" sig="${4:-TERM}"
-    pid_alive "$pid" || return 0
+    proc_alive "$pid" || return 0
     kill "-$sig" "$pid" 2>/dev/null || true
-    local end=$((SECONDS + timeout))
-    while pid_alive "$pid" && ((SECONDS < end)); do sleep 0.1; done
-    if pid_alive "$pid"; then
+    if ! wait_gone "$pid" "$timeout"; then
         log "$name (pid $pid) still running after ${timeout}s, sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
-        end=$((SECONDS + 5))
-        while pid_alive "$pid" && ((SECONDS < end)); do sleep 0.1; done
-        pid_alive "$pid" && { log "$name (pid $pid) survived SIGKILL"; return 1; }
+        wait_gone "$pid" 5 || { log "$name (pid $pid) survived SIGKILL"; return 1; }
     fi
     return 0
 }
 
 resolve_bin() {
-    if [[ -z "${HEARTH_BIN:-}" ]]; then
-        HEARTH_BIN="$REPO_ROOT/target/release/hearth"
-        if [[ ! -x "$HEARTH_BIN" ]]; then
-            log "building $HEARTH_BIN (cargo build --release)"
-            (cd "$REPO_ROOT" && cargo build --release) >&2 || die "cargo build --release failed"
-        fi
-    else
-        HEARTH_BIN="$(command -v "$HEARTH_BIN" 2>/dev/null || abs_path "$HEARTH_BIN")"
-    fi
-    [[ -x "$HEARTH_BIN" ]] || die "hearth binary not found or not executable: $HEARTH_BIN"
+    find_bin
+    HEARTH_BIN="$BIN"
 }
 
 haproxy_bin() {
@@ -327,7 +282,7 @@ start_instance() {
     local url
     url="http://$(connect_addr):$port/healthz"
     ready() { [[ -s "$d/hearth.pid" && "$(http_code "$url")" == 200 ]]; }
-    alive() { pid_alive "$(read_pid "$d/launch.pid")" || [[ -s "$d/hearth.pid" ]]; }
+    alive() { proc_alive "$(read_pid "$d/launch.pid")" || [[ -s "$d/hearth.pid" ]]; }
     local end=$((SECONDS + 15))
     until ready; do
         if ! alive; then

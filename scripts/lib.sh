@@ -130,19 +130,20 @@ proc_args() {
     [[ ${#PROC_ARGS[@]} -gt 0 ]]
 }
 
-# pid_owns_file PID PIDFILE: PID is a server started with --pid-file PIDFILE
-# (guards against a recycled pid).  Where /proc cannot tell, assume it is.
+# pid_owns_file PID PIDFILE: PID was started with PIDFILE among its arguments
+# (`--pid-file PIDFILE` or `--pid-file=PIDFILE`; guards against a recycled pid).
+# Where /proc cannot tell, assume it is.
 pid_owns_file() {
-    local pid="$1" want="$2" cwd got
+    local pid="$1" want a cwd
+    want="$(realpath -m "$2")"
     proc_args "$pid" || return 0
-    # In a subshell: parse_server_flags sets globals the caller may be using.
-    got="$(parse_server_flags "${PROC_ARGS[@]:1}"; printf '%s' "$SRV_PID_FILE")"
-    [[ -n "$got" ]] || return 1
-    if [[ "$got" != /* ]]; then
-        cwd="$(readlink "/proc/$pid/cwd" 2>/dev/null)" || return 0
-        got="$cwd/${got#./}"
-    fi
-    [[ "$(realpath -m "$got")" == "$(realpath -m "$want")" ]]
+    cwd="$(readlink "/proc/$pid/cwd" 2>/dev/null)" || return 0
+    for a in "${PROC_ARGS[@]:1}"; do
+        a="${a#--pid-file=}"
+        [[ "$a" == /* ]] || a="$cwd/${a#./}"
+        [[ "$(realpath -m "$a")" == "$want" ]] && return 0
+    done
+    return 1
 }
 
 # running_pid PIDFILE: print the pid of the live server behind PIDFILE.
@@ -227,80 +228,77 @@ human_duration() {
     fi
 }
 
-# ---------------------------------------------------------------- server flags
+# ---------------------------------------------------------------- the server's own word
 
-# parse_server_flags ARGS...: pick out of a hearth command line the settings
-# the scripts care about.  Sets:
-#   SRV_PORT SRV_BIND SRV_LOG_DIR SRV_GRACE SRV_STATS_PATH SRV_HEALTH_PATH
-#   SRV_PID_FILE SRV_REUSEPORT (0/1) SRV_CLOSE_LOG (0/1)
-#   SRV_ARGS  the arguments without --pid-file and --log-dir (start.sh
-#             always passes its own).
-# Flags that take a value are skipped with it, so a value such as
-# `--header 'X: --port'` is never taken for a flag.
-# shellcheck disable=SC2034  # the SRV_* globals are read by the callers
-parse_server_flags() {
-    SRV_PORT="$HEARTH_DEFAULT_PORT"
-    SRV_BIND="0.0.0.0"
-    SRV_LOG_DIR="$HEARTH_DEFAULT_LOG_DIR"
-    SRV_GRACE="$HEARTH_DEFAULT_GRACE"
-    SRV_STATS_PATH=""
-    SRV_HEALTH_PATH="/healthz"
-    SRV_PID_FILE=""
-    SRV_REUSEPORT=0
-    SRV_CLOSE_LOG=0
-    SRV_ARGS=()
-    local a v name
-    while [[ $# -gt 0 ]]; do
-        a="$1"
-        shift
-        if [[ "$a" == "--" ]]; then
-            SRV_ARGS+=("$a" "$@")
-            break
+# given_to_server BIN FLAG VALUE ARGS...: ARGS already set FLAG (VALUE is a
+# placeholder for a flag that takes one, empty for a switch).  Asked of the
+# server's own parser: it refuses a flag given twice, so ARGS with FLAG added
+# are refused while ARGS alone are not.
+given_to_server() {
+    local bin="$1" flag="$2" value="$3"
+    shift 3
+    local again=("$flag")
+    if [[ -n "$value" ]]; then again+=("$value"); fi
+    if "$bin" "$@" "${again[@]}" --version >/dev/null 2>&1; then return 1; fi
+    "$bin" "$@" --version >/dev/null 2>&1
+}
+
+# server_stdout PID: the file the server's stdout goes to (start.sh points it
+# at LOG_DIR/stdout.log).  Fails when /proc cannot tell or it is no file.
+server_stdout() {
+    local f
+    f="$(readlink "/proc/$1/fd/1" 2>/dev/null)" || return 1
+    [[ -f "$f" ]] || return 1
+    printf '%s\n' "$f"
+}
+
+# server_setting FILE KEY [SKIP_BYTES]: KEY's value on the last
+# "hearth settings: grace=.. health=.. stats=.." line the server printed to
+# FILE (after SKIP_BYTES bytes).  Fails when there is no such line.
+server_setting() {
+    local file="$1" key="$2" skip="${3:-0}" line w
+    [[ -r "$file" ]] || return 1
+    line="$(tail -c "+$((skip + 1))" "$file" 2>/dev/null | grep -a '^hearth settings: ' | tail -n 1)" || return 1
+    [[ -n "$line" ]] || return 1
+    for w in ${line#hearth settings: }; do
+        if [[ "$w" == "$key="* ]]; then
+            printf '%s\n' "${w#*=}"
+            return 0
         fi
-        # Split --name=value and -pVALUE forms.
-        name="$a"; v=""
-        local inline=0
-        case "$a" in
-            --*=*) name="${a%%=*}"; v="${a#*=}"; inline=1 ;;
-            -p?*) name="-p"; v="${a#-p}"; inline=1 ;;
-            -r?*) name="-r"; v="${a#-r}"; inline=1 ;;
-            -t?*) name="-t"; v="${a#-t}"; inline=1 ;;
-        esac
-        case "$name" in
-            -p|--port|--bind|-r|--root|-t|--threads|--timeout|--header-timeout|--grace|\
-            --max-conns|--backlog|--max-uri|--max-header|--max-body|--log-level|--log-dir|\
-            --access-log|--pid-file|--stats-path|--stats-allow|--health-path|\
-            --cache-control|--header)
-                if [[ $inline -eq 0 ]]; then
-                    if [[ $# -gt 0 ]]; then v="$1"; shift; fi
-                fi
-                case "$name" in
-                    -p|--port) SRV_PORT="$v" ;;
-                    --bind) SRV_BIND="$v" ;;
-                    --grace) SRV_GRACE="$v" ;;
-                    --stats-path) SRV_STATS_PATH="$v" ;;
-                    --health-path) SRV_HEALTH_PATH="$v" ;;
-                    --pid-file) SRV_PID_FILE="$v"; continue ;;
-                    --log-dir) SRV_LOG_DIR="$v"; continue ;;
-                esac
-                SRV_ARGS+=("$name" "$v")
-                ;;
-            --cors)
-                # Optional value: taken only when the next word is not a flag.
-                if [[ $inline -eq 1 ]]; then
-                    SRV_ARGS+=("$a")
-                elif [[ $# -gt 0 && "$1" != -* ]]; then
-                    SRV_ARGS+=("$a" "$1"); shift
-                else
-                    SRV_ARGS+=("$a")
-                fi
-                ;;
-            --reuseport) SRV_REUSEPORT=1; SRV_ARGS+=("$a") ;;
-            -c|--close-log) SRV_CLOSE_LOG=1; SRV_ARGS+=("$a") ;;
-            *) SRV_ARGS+=("$a") ;;
-        esac
     done
-    [[ "$SRV_GRACE" =~ ^[0-9]+$ ]] || SRV_GRACE="$HEARTH_DEFAULT_GRACE"
+    return 1
+}
+
+# find_bin: the server binary into BIN: HEARTH_BIN when set, else
+# target/release/hearth of HEARTH_SRC, built first (cargo build --release)
+# when missing or older than src/ or Cargo.toml.
+find_bin() {
+    if [[ -n "${HEARTH_BIN:-}" ]]; then
+        BIN="$(command -v "$HEARTH_BIN" 2>/dev/null || abs_path "$HEARTH_BIN")"
+        [[ -x "$BIN" && -f "$BIN" ]] || die "HEARTH_BIN=$HEARTH_BIN is not an executable file"
+        return 0
+    fi
+    local target_dir="${CARGO_TARGET_DIR:-$HEARTH_SRC/target}"
+    [[ "$target_dir" == /* ]] || target_dir="$HEARTH_SRC/$target_dir"
+    BIN="$target_dir/release/hearth"
+    if [[ ! -x "$BIN" || -n "$(find "$HEARTH_SRC/src" "$HEARTH_SRC/Cargo.toml" -newer "$BIN" -print -quit 2>/dev/null)" ]]; then
+        command -v cargo >/dev/null 2>&1 || die "$BIN is missing or out of date, and cargo is not installed"
+        info "building hearth (cargo build --release in $HEARTH_SRC)..." >&2
+        (cd "$HEARTH_SRC" && cargo build --release) >&2 || die "build failed; nothing was started or stopped"
+        [[ -x "$BIN" ]] || die "build produced no $BIN"
+    fi
+}
+
+# wait_until SECONDS CMD...: run CMD every 0.1 s until it succeeds; fails
+# when it has not within SECONDS.
+wait_until() {
+    local deadline
+    deadline="$(deadline_after "$1")"
+    shift
+    until "$@"; do
+        before "$deadline" || return 1
+        sleep 0.1
+    done
 }
 
 # ---------------------------------------------------------------- network
@@ -369,6 +367,15 @@ listen_url_from_log() {
     [[ -n "$line" ]] || return 1
     line="${line##*hearth listening on }"
     printf '%s\n' "${line%%[[:space:]]*}"
+}
+
+# host_of_url URL: the host of http://HOST:PORT[/...], IPv6 without brackets.
+host_of_url() {
+    local u="${1#*://}"
+    u="${u%%/*}"
+    u="${u%:*}"
+    u="${u#[}"
+    printf '%s\n' "${u%]}"
 }
 
 # port_of_url URL: the port number of http://HOST:PORT[/...]

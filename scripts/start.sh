@@ -15,9 +15,10 @@ target/release/hearth is missing or older than src/ or Cargo.toml; a failed
 build leaves a running server alone.
 
 Options (before the server flags):
-  --pid-file FILE   pid file (default: $HEARTH_DEFAULT_PID_FILE); also accepted among
-                    the server flags.  Refuses to start while the process
-                    named in it runs; a stale file is removed.
+  --pid-file FILE   pid file (default: $HEARTH_DEFAULT_PID_FILE).  Refuses to start
+                    while the process named in it runs; a stale file is removed.
+  --log-dir DIR     the server's --log-dir, and where its stdout.log goes
+                    (default: $HEARTH_DEFAULT_LOG_DIR)
   --foreground      run attached to the terminal (exec; for systemd, docker)
   --restart         stop the running server first (stop.sh), then start;
                     without server flags, the flags it was started with are
@@ -29,8 +30,10 @@ Options (before the server flags):
   -h, --help        this help
 
 Everything else is passed to the server, e.g. -p 8080 -r /srv/www --grace 20
-(see: hearth --help).  The server runs in \$HEARTH_HOME ($HEARTH_HOME);
-relative paths are relative to it.  Its stdout/stderr go to LOG_DIR/stdout.log.
+(see: hearth --help).  Unless they name a --stats-path, the live counters are
+served at /_stats (loopback only; status.sh shows them).  The server runs in
+\$HEARTH_HOME ($HEARTH_HOME); relative paths are relative to it.  Its
+stdout/stderr go to LOG_DIR/stdout.log.
 
 Environment:
   HEARTH_BIN   server binary to run (no build step)
@@ -48,6 +51,7 @@ instances=0
 wait_s=10
 stop_timeout=""
 opt_pid_file=""
+opt_log_dir=""
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -62,6 +66,8 @@ while [[ $# -gt 0 ]]; do
         --stop-timeout=*) stop_timeout="${1#*=}"; shift ;;
         --pid-file) [[ $# -ge 2 ]] || die "--pid-file needs a path"; opt_pid_file="$2"; shift 2 ;;
         --pid-file=*) opt_pid_file="${1#*=}"; shift ;;
+        --log-dir) [[ $# -ge 2 ]] || die "--log-dir needs a directory"; opt_log_dir="$2"; shift 2 ;;
+        --log-dir=*) opt_log_dir="${1#*=}"; shift ;;
         --) shift; break ;;
         *) break ;;
     esac
@@ -75,33 +81,20 @@ fi
 cd "$HEARTH_HOME"
 
 user_flags=("$@")
-parse_server_flags "${user_flags[@]}"
-pid_file="$(abs_path "${opt_pid_file:-${SRV_PID_FILE:-$HEARTH_DEFAULT_PID_FILE}}")"
+pid_file="$(abs_path "${opt_pid_file:-$HEARTH_DEFAULT_PID_FILE}")"
 args_file="${pid_file%.pid}.args"
 
 # ------------------------------------------------------------ binary
 
-if [[ -n "${HEARTH_BIN:-}" ]]; then
-    bin="$HEARTH_BIN"
-    [[ -x "$bin" ]] || die "HEARTH_BIN=$bin is not an executable file"
-else
-    target_dir="${CARGO_TARGET_DIR:-$HEARTH_SRC/target}"
-    [[ "$target_dir" == /* ]] || target_dir="$HEARTH_SRC/$target_dir"
-    bin="$target_dir/release/hearth"
-    if [[ ! -x "$bin" || -n "$(find "$HEARTH_SRC/src" "$HEARTH_SRC/Cargo.toml" -newer "$bin" -print -quit 2>/dev/null)" ]]; then
-        command -v cargo >/dev/null 2>&1 || die "$bin is missing or out of date, and cargo is not installed"
-        info "building hearth (cargo build --release in $HEARTH_SRC)..." >&2
-        (cd "$HEARTH_SRC" && cargo build --release) >&2 || die "build failed; nothing was started or stopped"
-        [[ -x "$bin" ]] || die "build produced no $bin"
-    fi
-fi
+find_bin
+bin="$BIN"
 
 # ------------------------------------------------------------ restart
 
 # save_args: remember the flags and instance count, for --restart without flags.
 save_args() {
     mkdir -p "$(dirname "$args_file")"
-    printf '%s\0' "instances=$instances" "${user_flags[@]}" >"$args_file"
+    printf '%s\0' "instances=$instances" "log_dir=$log_dir" "${user_flags[@]}" >"$args_file"
 }
 
 if [[ $restart -eq 1 ]]; then
@@ -112,19 +105,23 @@ if [[ $restart -eq 1 ]]; then
         fi
         if [[ ${#old[@]} -gt 0 && "${old[0]}" == instances=* ]]; then
             if [[ "$instances" -eq 0 ]]; then instances="${old[0]#instances=}"; fi
-            user_flags=("${old[@]:1}")
-        elif old_pid="$(running_pid "$pid_file")" && proc_args "$old_pid"; then
-            user_flags=("${PROC_ARGS[@]:1}")
+            old=("${old[@]:1}")
+            if [[ ${#old[@]} -gt 0 && "${old[0]}" == log_dir=* ]]; then
+                if [[ -z "$opt_log_dir" ]]; then opt_log_dir="${old[0]#log_dir=}"; fi
+                old=("${old[@]:1}")
+            fi
+            user_flags=("${old[@]+"${old[@]}"}")
         fi
         if [[ ${#user_flags[@]} -gt 0 ]]; then
             info "restarting with the previous flags: ${user_flags[*]}"
         fi
-        parse_server_flags "${user_flags[@]}"
     fi
     stop_args=(--pid-file "$pid_file")
     if [[ -n "$stop_timeout" ]]; then stop_args+=(--timeout "$stop_timeout"); fi
     "$(dirname "${BASH_SOURCE[0]}")/stop.sh" "${stop_args[@]}"
 fi
+
+log_dir="$(abs_path "${opt_log_dir:-$HEARTH_DEFAULT_LOG_DIR}")"
 
 # ------------------------------------------------------------ already running?
 
@@ -147,7 +144,22 @@ while IFS= read -r f; do
     fi
 done < <(pid_files_for "$pid_file")
 
-log_dir="$(abs_path "$SRV_LOG_DIR")"
+# ------------------------------------------------------------ server flags
+
+# What start.sh adds to the user's flags; the server's own parser says which
+# of them the user already gave.
+for own in --pid-file --log-dir; do
+    if given_to_server "$bin" "$own" x "${user_flags[@]}"; then
+        die "give $own before the server flags: it is a start.sh option (see --help)"
+    fi
+done
+added=()
+if ! given_to_server "$bin" --stats-path /x "${user_flags[@]}"; then
+    added+=(--stats-path /_stats)
+fi
+if [[ $instances -gt 0 ]] && ! given_to_server "$bin" --reuseport "" "${user_flags[@]}"; then
+    added+=(--reuseport)
+fi
 
 # One descriptor per connection: raise the soft open-files limit to the hard
 # one (what systemd's LimitNOFILE= does for the unit).
@@ -158,7 +170,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [[ $foreground -eq 1 ]]; then
     mkdir -p "$log_dir"
     exec 9>&-
-    exec "$bin" "${SRV_ARGS[@]}" --log-dir "$SRV_LOG_DIR" --pid-file "$pid_file"
+    exec "$bin" "${user_flags[@]}" "${added[@]}" --log-dir "$log_dir" --pid-file "$pid_file"
 fi
 
 # ------------------------------------------------------------ daemon
@@ -188,7 +200,7 @@ file_size() {
 launch() {
     local pf="$1" dir="$2"
     shift 2
-    local out="$dir/stdout.log" offset log_offset pid url="" host port deadline seen_at=""
+    local out="$dir/stdout.log" offset log_offset pid url="" deadline seen_at=""
     mkdir -p "$dir"
     if [[ -s "$out" && -n "$(tail -c 1 "$out")" ]]; then echo >>"$out"; fi
     printf '==== %s start.sh: %s %s\n' "$(date '+%Y-%m-%dT%H:%M:%S%z')" "$bin" "$*" >>"$out"
@@ -208,34 +220,27 @@ launch() {
             remove_pid_file_if "$pf" "$pid"
             return 1
         fi
+        # The server prints its URL once it listens (after writing its pid
+        # file): its own word on the port, whatever -p said.
         if [[ -z "$url" ]]; then
             url="$(listen_url_from_log "$out" "$offset")" || url=""
         fi
-        if [[ -n "$url" ]]; then
-            port="$(port_of_url "$url")"
-            host="$(connect_host "$(printf '%s' "${url#*://}" | sed 's/:[0-9]*\/*$//')")"
-        else
-            port="$SRV_PORT"
-            host="$(connect_host "$SRV_BIND")"
-        fi
-        if [[ "$port" != 0 ]] && port_open "$host" "$port"; then
+        if [[ -n "$url" ]] && port_open "$(host_of_url "$url")" "$(port_of_url "$url")"; then
             if [[ "$(pid_read "$pf" 2>/dev/null)" == "$pid" ]]; then
                 break
             fi
-            # Listening (its own line says so) but no pid file yet: give the
-            # server a moment, then write it here so stop.sh can find it.
-            if [[ -n "$url" ]]; then
-                if [[ -z "$seen_at" ]]; then
-                    seen_at="$(now_us)"
-                elif (($(now_us) - seen_at >= 2000000)); then
-                    warn "the server wrote no pid file; writing $pf"
-                    printf '%s\n' "$pid" >"$pf"
-                    break
-                fi
+            # Listening but no pid file yet: give the server a moment, then
+            # write it here so stop.sh can find it.
+            if [[ -z "$seen_at" ]]; then
+                seen_at="$(now_us)"
+            elif (($(now_us) - seen_at >= 2000000)); then
+                warn "the server wrote no pid file; writing $pf"
+                printf '%s\n' "$pid" >"$pf"
+                break
             fi
         fi
         if ! before "$deadline"; then
-            echo "$hearth_prog: hearth did not answer on port ${port:-?} within ${wait_s}s; stopping it" >&2
+            echo "$hearth_prog: hearth did not answer${url:+ on $url} within ${wait_s}s; stopping it" >&2
             kill -TERM "$pid" 2>/dev/null || true
             wait_gone "$pid" 3 || kill -KILL "$pid" 2>/dev/null || true
             remove_pid_file_if "$pf" "$pid"
@@ -245,17 +250,14 @@ launch() {
         sleep 0.1
     done
     LAUNCHED_PID="$pid"
-    LAUNCHED_URL="${url:-http://$(url_host "$host"):$port}"
-    if [[ "$LAUNCHED_URL" == http://0.0.0.0:* || "$LAUNCHED_URL" == "http://[::]:"* ]]; then
-        LAUNCHED_URL="http://$(url_host "$host"):$port"
-    fi
+    LAUNCHED_URL="$url"
     return 0
 }
 
 save_args
 
 if [[ $instances -eq 0 ]]; then
-    if launch "$pid_file" "$log_dir" "${SRV_ARGS[@]}" --log-dir "$SRV_LOG_DIR" --pid-file "$pid_file"; then
+    if launch "$pid_file" "$log_dir" "${user_flags[@]}" "${added[@]}" --log-dir "$log_dir" --pid-file "$pid_file"; then
         info "hearth started: pid $LAUNCHED_PID, $LAUNCHED_URL/"
         info "  pid file: $pid_file"
         info "  logs:     $log_dir"
@@ -265,19 +267,27 @@ if [[ $instances -eq 0 ]]; then
 fi
 
 # --instances N: N daemons on one port.
-[[ "$SRV_PORT" != 0 ]] || die "--instances needs a fixed port (-p PORT), not 0"
-extra=()
-[[ $SRV_REUSEPORT -eq 1 ]] || extra=(--reuseport)
 started=()
+port=""
 for ((i = 1; i <= instances; i++)); do
     pf="$(instance_pid_file "$pid_file" "$i")"
     dir="$log_dir/instance-$i"
-    if launch "$pf" "$dir" "${SRV_ARGS[@]}" "${extra[@]}" --log-dir "$SRV_LOG_DIR/instance-$i" --pid-file "$pf"; then
-        info "hearth instance $i started: pid $LAUNCHED_PID, $LAUNCHED_URL/ (pid file $pf, logs $dir)"
+    ok=0
+    if launch "$pf" "$dir" "${user_flags[@]}" "${added[@]}" --log-dir "$dir" --pid-file "$pf"; then
         started+=("$pf")
-    else
+        ok=1
+        this="$(port_of_url "$LAUNCHED_URL")"
+        if [[ -z "$port" ]]; then port="$this"; fi
+        if [[ "$this" != "$port" ]]; then
+            echo "$hearth_prog: instance $i listens on port $this, not $port: --instances needs a fixed port (-p PORT), not 0" >&2
+            ok=0
+        else
+            info "hearth instance $i started: pid $LAUNCHED_PID, $LAUNCHED_URL/ (pid file $pf, logs $dir)"
+        fi
+    fi
+    if [[ $ok -eq 0 ]]; then
         if [[ ${#started[@]} -gt 0 ]]; then
-            echo "$hearth_prog: instance $i failed; stopping the ${#started[@]} started before it" >&2
+            echo "$hearth_prog: instance $i failed; stopping the ${#started[@]} started" >&2
             for pf in "${started[@]}"; do
                 "$(dirname "${BASH_SOURCE[0]}")/stop.sh" --pid-file "$pf" >&2 || true
             done

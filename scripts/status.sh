@@ -9,9 +9,9 @@ usage() {
     cat <<EOF
 Usage: $hearth_prog [--pid-file FILE] [-q|--quiet]
 
-Show whether hearth is running: pid, uptime, listening port, health check,
-and the live statistics page when the server was started with --stats-path
-(fetched from the loopback address, which is always allowed to read it).
+Show whether hearth is running: pid, uptime, its URL, health check, and the
+live counters of its statistics page (start.sh serves them at /_stats unless
+told another --stats-path; fetched from loopback, which may always read them).
 
 Options:
   --pid-file FILE   the server named in FILE and its instances FILE-N.pid
@@ -43,7 +43,7 @@ say() { if [[ $quiet -eq 0 ]]; then printf '%s\n' "$*"; fi; }
 
 # report PID PIDFILE: the details of one running server.
 report() {
-    local pid="$1" pf="$2" up cwd dir port url host out health stats
+    local pid="$1" pf="$2" up port url="" host out="" health stats body line
     say "hearth is running (pid $pid)"
     [[ $quiet -eq 0 ]] || return 0
     say "  pid file:   $pf"
@@ -55,45 +55,40 @@ report() {
         return 0
     fi
     say "  binary:     ${PROC_ARGS[0]}"
-    parse_server_flags "${PROC_ARGS[@]:1}"
-    cwd="$(readlink "/proc/$pid/cwd" 2>/dev/null)" || cwd="$HEARTH_HOME"
-    dir="$SRV_LOG_DIR"
-    [[ "$dir" == /* ]] || dir="$cwd/${dir#./}"
-    port="$SRV_PORT"
-    url=""
-    if url="$(listen_url_from_log "$dir/stdout.log")"; then
-        # The server's own "listening on" line knows the real port (-p 0).
-        if [[ "$port" == 0 ]]; then port="$(port_of_url "$url")"; fi
-    else
-        url="http://$(url_host "$SRV_BIND"):$port"
-    fi
-    say "  listening:  $url (port $port)"
-    say "  log dir:    $dir"
-    host="$(connect_host "$SRV_BIND")"
-    if [[ $SRV_REUSEPORT -eq 1 ]]; then
-        say "  (--reuseport: the port is shared, so health and stats below come"
-        say "   from whichever instance accepts the connection)"
-    fi
-    if [[ "$port" == 0 ]]; then
-        say "  (port 0 and no 'listening on' line in $dir/stdout.log: cannot query it)"
+    # The server's own stdout (LOG_DIR/stdout.log under start.sh) says where it
+    # listens and which paths it serves.
+    if ! out="$(server_stdout "$pid")" || ! url="$(listen_url_from_log "$out")"; then
+        say "  (no 'hearth listening on' line in its stdout${out:+ $out}: cannot query it)"
         return 0
     fi
-    if [[ -n "$SRV_HEALTH_PATH" ]]; then
-        if health="$(http_get "$host" "$port" "$SRV_HEALTH_PATH" 2>/dev/null)"; then
-            say "  health:     ${health:-ok} (GET $SRV_HEALTH_PATH)"
+    host="$(host_of_url "$url")"
+    port="$(port_of_url "$url")"
+    say "  listening:  $url/ (port $port)"
+    say "  log dir:    $(dirname "$out")"
+    case " ${PROC_ARGS[*]} " in
+        *" --reuseport "*)
+            say "  (--reuseport: the port is shared, so health and stats below come"
+            say "   from whichever instance accepts the connection)"
+            ;;
+    esac
+    health="$(server_setting "$out" health)" || health=""
+    stats="$(server_setting "$out" stats)" || stats=""
+    if [[ -n "$health" ]]; then
+        if body="$(http_get "$host" "$port" "$health" 2>/dev/null)"; then
+            say "  health:     ${body:-ok} (GET $health)"
         else
-            say "  health:     FAILING (GET http://$(url_host "$host"):$port$SRV_HEALTH_PATH)"
+            say "  health:     FAILING (GET $url$health)"
         fi
     fi
-    if [[ -n "$SRV_STATS_PATH" ]]; then
-        if stats="$(http_get "$host" "$port" "$SRV_STATS_PATH" 2>/dev/null)"; then
-            say "  stats:      http://$(url_host "$host"):$port$SRV_STATS_PATH"
-            while IFS= read -r out; do
-                say "    ${out%$'\r'}"
-            done <<<"$stats"
-        else
-            say "  stats:      unavailable (GET http://$(url_host "$host"):$port$SRV_STATS_PATH failed)"
-        fi
+    if [[ -z "$stats" ]]; then
+        say "  stats:      off (start it with --stats-path PATH to see live counters)"
+    elif body="$(http_get "$host" "$port" "$stats" 2>/dev/null)"; then
+        say "  stats:      $url$stats"
+        while IFS= read -r line; do
+            say "    ${line%$'\r'}"
+        done <<<"$body"
+    else
+        say "  stats:      unavailable (GET $url$stats failed)"
     fi
 }
 

@@ -54,10 +54,10 @@ for f in "${files[@]}"; do
     if pid="$(running_pid "$f")"; then
         pids+=("$pid")
         pid_of+=("$f")
-        # Default wait: the server's own --grace plus a margin.
-        g="$HEARTH_DEFAULT_GRACE"
-        if proc_args "$pid"; then
-            g="$(parse_server_flags "${PROC_ARGS[@]:1}"; printf '%s' "$SRV_GRACE")"
+        # Default wait: the --grace the server reported on its stdout.
+        if ! out="$(server_stdout "$pid")" || ! g="$(server_setting "$out" grace)" ||
+            [[ ! "$g" =~ ^[0-9]+$ ]]; then
+            g="$HEARTH_DEFAULT_GRACE"
         fi
         if ((g + 5 > wait_for)); then wait_for=$((g + 5)); fi
     elif [[ -e "$f" ]]; then

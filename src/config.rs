@@ -3,30 +3,83 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Parser;
+
+/// Shown after the flags by `--help`: examples, signals and exit codes.
+const AFTER_HELP: &str = "\
+Examples:
+  hearth                                 serve ./html on http://127.0.0.1:8888
+  hearth -p 8080 -r /srv/www             another port and document root
+  hearth -p 0 --stats-path /_stats       a free port (printed on stdout), live counters
+  hearth --log-level debug --access-log off
+
+Signals:
+  SIGTERM, SIGINT  stop gracefully: stop accepting, close idle connections, let
+                   responses in flight finish within --grace SECONDS
+  SIGHUP           reopen the log files (after logrotate has moved them)
+
+Exit codes:
+  0  stopped cleanly (or --help, --version)
+  1  runtime or operating-system error (port taken, log dir not writable, ...)
+  2  bad configuration (unknown flag, bad value, missing document root)";
+
+/// The `--log-level` parser: the level names, listed by `--help` and by the error
+/// for a name that is not one of them.
+fn level_parser() -> impl TypedValueParser<Value = log::LevelFilter> {
+    PossibleValuesParser::new(["off", "error", "warn", "info", "debug", "trace"])
+        .try_map(|s| s.parse::<log::LevelFilter>().map_err(|e| e.to_string()))
+}
+
+/// The `--threads` parser: a whole number of at least one.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
 
 /// Everything the server can be told on its command line.
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "hearth",
     version,
-    about = "Static-file HTTP/1.1 server: epoll reactor + worker pool"
+    about = "Static-file HTTP/1.1 server: epoll reactor + worker pool",
+    after_help = AFTER_HELP
 )]
 pub struct Config {
     /// TCP port to listen on (0 picks a free one; the chosen address is printed).
-    #[arg(short = 'p', long, default_value_t = 8888)]
+    #[arg(
+        short = 'p',
+        long,
+        default_value_t = 8888,
+        value_name = "PORT",
+        help_heading = "Listening"
+    )]
     pub port: u16,
 
     /// Address to bind.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(
+        long,
+        default_value = "0.0.0.0",
+        value_name = "ADDR",
+        help_heading = "Listening"
+    )]
     pub bind: IpAddr,
 
     /// Document root.
-    #[arg(short = 'r', long, default_value = "html")]
+    #[arg(
+        short = 'r',
+        long,
+        default_value = "html",
+        value_name = "DIR",
+        help_heading = "Files"
+    )]
     pub root: PathBuf,
 
     /// Worker threads (default: number of CPUs).
-    #[arg(short = 't', long)]
+    #[arg(short = 't', long, value_name = "N", value_parser = at_least_one, help_heading = "Limits")]
     pub threads: Option<usize>,
 
     /// Reactor threads: epoll loops that accept and read connections (default: one
@@ -36,75 +89,110 @@ pub struct Config {
 
     /// Seconds a connection may wait for a complete request, or sit idle between
     /// keep-alive requests, or make no progress reading a response.
-    #[arg(long, default_value_t = 60)]
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECONDS",
+        help_heading = "Limits"
+    )]
     pub timeout: u64,
 
     /// Seconds a client has to send a complete request head, however it trickles in.
-    #[arg(long, default_value_t = 10)]
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECONDS",
+        help_heading = "Limits"
+    )]
     pub header_timeout: u64,
 
     /// Seconds in-flight responses may take to finish after SIGTERM/SIGINT.
-    #[arg(long, default_value_t = 10)]
+    #[arg(
+        long,
+        default_value_t = 10,
+        value_name = "SECONDS",
+        help_heading = "Limits"
+    )]
     pub grace: u64,
 
     /// Maximum open client connections (default: what RLIMIT_NOFILE allows, less a reserve).
-    #[arg(long)]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
     pub max_conns: Option<usize>,
 
     /// listen(2) backlog.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(
+        long,
+        default_value_t = 4096,
+        value_name = "N",
+        help_heading = "Listening"
+    )]
     pub backlog: i32,
 
     /// Longest request line, in bytes (414 past it).
-    #[arg(long, default_value_t = 8 * 1024)]
+    #[arg(long, default_value_t = 8 * 1024, value_name = "BYTES", help_heading = "Limits")]
     pub max_uri: usize,
 
     /// Largest request head, in bytes (431 past it).
-    #[arg(long, default_value_t = 16 * 1024)]
+    #[arg(long, default_value_t = 16 * 1024, value_name = "BYTES", help_heading = "Limits")]
     pub max_header: usize,
 
     /// Largest request body, in bytes (413 past it).
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES", help_heading = "Limits")]
     pub max_body: u64,
 
-    /// Log level: off, error, warn, info, debug, trace.
-    #[arg(long, default_value = "info")]
+    /// How much server.log says.
+    #[arg(long, default_value = "info", value_name = "LEVEL", ignore_case = true, value_parser = level_parser(), help_heading = "Logging")]
     pub log_level: log::LevelFilter,
 
     /// Directory for server.log and access.log.
-    #[arg(long, default_value = "logs")]
+    #[arg(
+        long,
+        default_value = "logs",
+        value_name = "DIR",
+        help_heading = "Logging"
+    )]
     pub log_dir: PathBuf,
 
     /// Turn all logging off (no log files).
-    #[arg(short = 'c', long)]
+    #[arg(short = 'c', long, help_heading = "Logging")]
     pub close_log: bool,
 
     /// Write server.log from a background thread instead of the caller.
-    #[arg(short = 'l', long)]
+    #[arg(short = 'l', long, help_heading = "Logging")]
     pub log_async: bool,
 
     /// Access log: `on` (LOG_DIR/access.log), `off`, or a file path.
-    #[arg(long, default_value = "on")]
+    #[arg(
+        long,
+        default_value = "on",
+        value_name = "on|off|FILE",
+        help_heading = "Logging"
+    )]
     pub access_log: String,
 
     /// Write the process id to this file once listening; removed on clean exit.
-    #[arg(long)]
+    #[arg(long, value_name = "FILE", help_heading = "Operations")]
     pub pid_file: Option<PathBuf>,
 
     /// Path of the live statistics page (off unless set), e.g. /_stats.
-    #[arg(long)]
+    #[arg(long, value_name = "PATH", help_heading = "Operations")]
     pub stats_path: Option<String>,
 
     /// Networks allowed to read the statistics page, as CIDR (repeatable; loopback always).
-    #[arg(long)]
+    #[arg(long, value_name = "CIDR", help_heading = "Operations")]
     pub stats_allow: Vec<String>,
 
     /// Liveness path for load balancers; an empty value turns it off.
-    #[arg(long, default_value = "/healthz")]
+    #[arg(
+        long,
+        default_value = "/healthz",
+        value_name = "PATH",
+        help_heading = "Operations"
+    )]
     pub health_path: String,
 
     /// Open the listening socket with SO_REUSEPORT so several processes share the port.
-    #[arg(long)]
+    #[arg(long, help_heading = "Listening")]
     pub reuseport: bool,
 
     /// With several reactors, give each its own SO_REUSEPORT listening socket (the
@@ -116,26 +204,26 @@ pub struct Config {
     /// Write a response only once epoll reports the socket writable (re-arm for
     /// EPOLLOUT after process()), instead of trying the write at once and re-arming
     /// for EPOLLOUT only when the socket is full.
-    #[arg(long)]
+    #[arg(long, help_heading = "HTTP")]
     pub defer_write: bool,
 
     /// Serve symbolic links that lead outside the root.
-    #[arg(long)]
+    #[arg(long, help_heading = "Files")]
     pub follow_symlinks: bool,
 
     /// List directories that have no index.html.
-    #[arg(long)]
+    #[arg(long, help_heading = "Files")]
     pub autoindex: bool,
 
     /// Send CORS headers allowing this origin (`*` when given without a value).
-    #[arg(long, num_args = 0..=1, default_missing_value = "*")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "*", value_name = "ORIGIN", help_heading = "HTTP")]
     pub cors: Option<String>,
 
     /// Cache-Control value for file responses.
-    #[arg(long)]
+    #[arg(long, value_name = "VALUE", help_heading = "HTTP")]
     pub cache_control: Option<String>,
 
     /// Extra response header, `Name: value` (repeatable).
-    #[arg(long = "header")]
+    #[arg(long = "header", value_name = "NAME: VALUE", help_heading = "HTTP")]
     pub headers: Vec<String>,
 }

@@ -1,6 +1,8 @@
 //! The `hearth` daemon: parse flags, set up logging, run the server.
 
 use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,7 +23,7 @@ fn main() -> ExitCode {
         }
     };
     if !cfg.root.is_dir() {
-        eprintln!("hearth: root {:?} is not a directory", cfg.root);
+        eprintln!("hearth: {}", root_problem(&cfg.root));
         return ExitCode::from(2);
     }
     // Block the handled signals before any thread exists, so every thread inherits
@@ -52,7 +54,16 @@ fn main() -> ExitCode {
         }
     };
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "hearth listening on http://{}", server.local_addr());
+    let _ = writeln!(out, "{}", listening_line(server.local_addr()));
+    // For the scripts (stop.sh waits --grace, status.sh fetches the pages) and for
+    // a person reading stdout.log: what was chosen, as the server understood it.
+    let _ = writeln!(
+        out,
+        "hearth settings: grace={} health={} stats={}",
+        cfg.grace,
+        cfg.health_path,
+        cfg.stats_path.as_deref().unwrap_or("")
+    );
     let _ = out.flush();
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -61,5 +72,48 @@ fn main() -> ExitCode {
             eprintln!("hearth: {e}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// What is wrong with a root that is not a directory, naming the absolute path a
+/// relative root was resolved against.
+fn root_problem(root: &Path) -> String {
+    let shown = if root.is_absolute() {
+        root.display().to_string()
+    } else {
+        match std::env::current_dir() {
+            Ok(cwd) => format!("{} ({})", root.display(), cwd.join(root).display()),
+            Err(_) => root.display().to_string(),
+        }
+    };
+    if root.exists() {
+        format!("root {shown} is not a directory")
+    } else {
+        format!("root {shown} does not exist")
+    }
+}
+
+/// The address a person on this host can open: a wildcard bind is reached through
+/// loopback (`0.0.0.0` as 127.0.0.1, `::` as `[::1]`).
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// `hearth listening on URL`, with the bound address after it when the URL had to
+/// name another one.
+fn listening_line(bound: SocketAddr) -> String {
+    let url = reachable(bound);
+    if url == bound {
+        format!("hearth listening on http://{url}")
+    } else {
+        format!("hearth listening on http://{url} (bound to {bound})")
     }
 }

@@ -2,27 +2,26 @@
 //! and restarted, one stopped gracefully, all under load; the client must see zero
 //! failed requests. Runs `scripts/cluster-test.sh` against the binary under test.
 
-use std::process::Command;
+mod common;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use common::require_tool;
+
+use std::process::Command;
 
 #[test]
 fn haproxy_cluster_loses_no_request_when_an_instance_dies() {
-    if !(have("haproxy") && have("ab")) {
-        eprintln!("skipped: needs haproxy and ab (apt-get install haproxy apache2-utils)");
+    if !(require_tool("haproxy") && require_tool("ab") && require_tool("curl")) {
         return;
     }
+    // Everything the run writes (pid files, logs, HAProxy's files) stays here.
+    let dir = tempfile::tempdir().unwrap();
     let out = Command::new("bash")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/scripts/cluster-test.sh"
         ))
         .env("HEARTH_BIN", env!("CARGO_BIN_EXE_hearth"))
+        .env("CLUSTER_TEST_DIR", dir.path().join("cluster"))
         .output()
         .expect("run cluster-test.sh");
     let text = String::from_utf8_lossy(&out.stdout);

@@ -8,7 +8,7 @@
 mod common;
 use common::*;
 
-use std::io::{Cursor, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,37 +20,6 @@ use std::time::{Duration, Instant};
 // helpers
 // ---------------------------------------------------------------------------
 
-/// Reads until the server closes (EOF or reset) or the read timeout passes.
-/// Returns the bytes and whether the connection was seen closed.
-fn read_until_close(s: &mut TcpStream) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return (out, true),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (out, true),
-            Err(_) => return (out, false),
-        }
-    }
-}
-
-/// Parses consecutive responses (no HEAD requests among them).
-fn parse_all(bytes: &[u8]) -> Vec<Response> {
-    let mut cur = Cursor::new(bytes);
-    let mut out = Vec::new();
-    while (cur.position() as usize) < bytes.len() {
-        match read_response(&mut cur, true) {
-            Ok(r) => out.push(r),
-            Err(e) => panic!(
-                "trailing bytes that are not a response ({e}): {:?}",
-                String::from_utf8_lossy(bytes)
-            ),
-        }
-    }
-    out
-}
-
 /// Sends `raw` and expects exactly one response with `status`, then a close.
 fn expect_one_then_close(server: &TestServer, raw: &[u8], status: u16) {
     let mut s = server.connect();
@@ -58,7 +27,7 @@ fn expect_one_then_close(server: &TestServer, raw: &[u8], status: u16) {
     s.write_all(raw).unwrap();
     let (bytes, closed) = read_until_close(&mut s);
     let shown = String::from_utf8_lossy(raw);
-    let rs = parse_all(&bytes);
+    let rs = parse_all(&bytes, &[]);
     assert_eq!(
         rs.len(),
         1,
@@ -95,17 +64,6 @@ fn timed_get(server: &TestServer, path: &str) -> (u16, Duration) {
     let t = Instant::now();
     let r = server.get(path);
     (r.status, t.elapsed())
-}
-
-/// Reads `Active connections: N` from the text statistics page.
-fn active_connections(server: &TestServer) -> i64 {
-    let r = server.get("/_stats");
-    assert_eq!(r.status, 200);
-    let text = String::from_utf8(r.body).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("Active connections: "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no active count in {text}"))
 }
 
 const BIG: usize = 32 << 20;
@@ -264,7 +222,7 @@ fn a_well_framed_body_is_not_a_request() {
     s.write_all(raw.as_bytes()).unwrap();
     let (bytes, closed) = read_until_close(&mut s);
     assert!(closed);
-    let statuses: Vec<u16> = parse_all(&bytes).iter().map(|r| r.status).collect();
+    let statuses: Vec<u16> = parse_all(&bytes, &[]).iter().map(|r| r.status).collect();
     assert_eq!(statuses, [405, 405, 200]);
     server.assert_alive();
 }
@@ -423,7 +381,7 @@ fn many_pipelined_requests_are_all_answered_in_order() {
     let (bytes, closed) = read_until_close(&mut s);
     assert!(writer.join().unwrap());
     assert!(closed);
-    let rs = parse_all(&bytes);
+    let rs = parse_all(&bytes, &[]);
     assert_eq!(rs.len(), n + 1);
     for (i, r) in rs.iter().enumerate() {
         assert_eq!(r.status, 200);
@@ -785,18 +743,6 @@ fn slowloris_is_cut_off_while_others_are_served() {
     server.assert_alive();
 }
 
-/// CPU time (user + system, in clock ticks) the process has used.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 #[test]
 fn a_flood_of_empty_lines_is_refused_promptly() {
     let server = TestServer::start(&[]);
@@ -858,6 +804,18 @@ fn a_trickled_body_is_cut_off() {
 #[test]
 fn idle_connections_time_out() {
     let server = TestServer::start(&["--header-timeout", "2", "--timeout", "3"]);
+    // Half a request head: cut off by --header-timeout, like the silent client.
+    let half = thread::spawn({
+        let addr = server.addr;
+        move || {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /hello.txt HTTP/1.1\r\n").unwrap();
+            let t = Instant::now();
+            s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+            let (_, closed) = read_until_close(&mut s);
+            (t.elapsed(), closed)
+        }
+    });
     // Connects and says nothing.
     let silent = thread::spawn({
         let addr = server.addr;
@@ -870,7 +828,12 @@ fn idle_connections_time_out() {
         }
     });
     // Keep-alive connection idle after one response.
+    // A second request well inside the idle time is served: idle, not age, counts.
     let mut s = server.connect();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut s, true).unwrap().status, 200);
+    thread::sleep(Duration::from_millis(1500));
     s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n")
         .unwrap();
     let t = Instant::now();
@@ -888,6 +851,12 @@ fn idle_connections_time_out() {
         "keep-alive idle closed after {idle:?}"
     );
 
+    let (took, closed) = half.join().unwrap();
+    assert!(closed, "a half-sent head was never cut off");
+    assert!(
+        took >= Duration::from_millis(1500) && took <= Duration::from_millis(4500),
+        "half-sent head closed after {took:?}"
+    );
     let (took, bytes, closed) = silent.join().unwrap();
     assert!(closed);
     assert!(bytes.is_empty() || bytes.starts_with(b"HTTP/1.1 408"));
@@ -911,7 +880,7 @@ fn a_client_that_never_reads_is_dropped_after_the_timeout() {
         ],
         big_site,
     );
-    let baseline = active_connections(&server);
+    let baseline = server.active_connections();
     assert_eq!(baseline, 1, "only the stats request itself");
     let mut s = server.connect();
     s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
@@ -919,7 +888,7 @@ fn a_client_that_never_reads_is_dropped_after_the_timeout() {
     let sent = Instant::now();
     thread::sleep(Duration::from_millis(1000));
     assert!(
-        active_connections(&server) >= 2,
+        server.active_connections() >= 2,
         "the stalled response is still open at 1 s"
     );
     // Other clients are unaffected.
@@ -927,7 +896,7 @@ fn a_client_that_never_reads_is_dropped_after_the_timeout() {
     assert_eq!(status, 200);
     assert!(took < Duration::from_secs(1));
     let gone = loop {
-        if active_connections(&server) == 1 {
+        if server.active_connections() == 1 {
             break sent.elapsed();
         }
         assert!(
@@ -1021,7 +990,6 @@ fn clients_vanishing_mid_request_and_mid_response() {
         s.read_exact(&mut buf).unwrap();
         drop(s);
     }
-    thread::sleep(Duration::from_millis(200));
     assert_running(&mut server);
     server.assert_alive();
     // And a pipelined batch whose client disappears before reading anything.
@@ -1031,7 +999,6 @@ fn clients_vanishing_mid_request_and_mid_response() {
             .unwrap();
     }
     drop(s);
-    thread::sleep(Duration::from_millis(200));
     assert_running(&mut server);
     server.assert_alive();
 }
@@ -1107,7 +1074,7 @@ fn half_closed_client_gets_every_pipelined_answer() {
     half_close(&s);
     let (bytes, closed) = read_until_close(&mut s);
     assert!(closed);
-    let statuses: Vec<u16> = parse_all(&bytes).iter().map(|r| r.status).collect();
+    let statuses: Vec<u16> = parse_all(&bytes, &[]).iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 200, 200]);
     server.assert_alive();
 }
@@ -1140,7 +1107,7 @@ fn half_closed_client_gets_every_pipelined_answer_at_buffer_boundary() {
         half_close(&s);
         let (bytes, closed) = read_until_close(&mut s);
         assert!(closed);
-        let statuses: Vec<u16> = parse_all(&bytes).iter().map(|r| r.status).collect();
+        let statuses: Vec<u16> = parse_all(&bytes, &[]).iter().map(|r| r.status).collect();
         assert_eq!(
             statuses,
             [200, 200, 200],
@@ -1159,7 +1126,7 @@ fn nothing_is_answered_after_connection_close() {
     .unwrap();
     let (bytes, closed) = read_until_close(&mut s);
     assert!(closed);
-    let rs = parse_all(&bytes);
+    let rs = parse_all(&bytes, &[]);
     assert_eq!(rs.len(), 1, "{:?}", String::from_utf8_lossy(&bytes));
     assert_eq!(rs[0].body, b"hello world\n");
 
@@ -1250,23 +1217,37 @@ fn max_conns_answers_503_and_recovers() {
         );
         thread::sleep(Duration::from_millis(50));
     }
-    // Ten can be opened again, and an eleventh is refused.
+    // Ten can be opened again, and an eleventh is refused. Accepts come in
+    // arrival order, so the nine are in before the GET that follows them; the GET
+    // waits only for the server to let go of the probes above.
     let more: Vec<TcpStream> = (0..9).map(|_| server.connect()).collect();
-    thread::sleep(Duration::from_millis(200));
-    let r = server.get("/hello.txt");
-    assert_eq!(r.status, 200, "the 50th connection");
-    thread::sleep(Duration::from_millis(200));
-    let mut extra = server.connect();
-    thread::sleep(Duration::from_millis(200));
+    assert!(
+        wait_until(Duration::from_secs(5), || server.get("/hello.txt").status
+            == 200),
+        "the 50th connection was refused"
+    );
+    let mut extra = None;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let mut e = server.connect();
+            e.write_all(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            let served = read_response(&mut e, true).is_ok_and(|r| r.body == b"body{}\n");
+            if served {
+                extra = Some(e);
+            }
+            served
+        }),
+        "no room for a 50th held connection"
+    );
     let mut late = server.connect();
     assert_eq!(read_response(&mut late, true).unwrap().status, 503);
-    extra
-        .write_all(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
-    assert_eq!(read_response(&mut extra, true).unwrap().body, b"body{}\n");
     drop((idle, more, extra));
-    thread::sleep(Duration::from_millis(300));
-    server.assert_alive();
+    assert!(
+        wait_until(Duration::from_secs(5), || server.get("/hello.txt").status
+            == 200),
+        "no room after every client left"
+    );
 }
 
 #[test]

@@ -4,7 +4,9 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 
@@ -56,22 +58,75 @@ fn stats_are_off_by_default_and_health_answers() {
     assert_eq!(srv.get("/healthz").status, 404);
 }
 
-#[test]
-fn stats_refuse_networks_not_allowed() {
-    // 127.0.0.1 is loopback, always allowed; an allow-list never narrows that.
-    let srv = TestServer::start(&["--stats-path", "/s", "--stats-allow", "10.0.0.0/8"]);
-    assert_eq!(srv.get("/s").status, 200);
+/// A non-loopback IPv4 address of this host (from the kernel's local routing
+/// table), to reach the server from an address that is not loopback.
+fn local_non_loopback_v4() -> Option<Ipv4Addr> {
+    let trie = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
+    let lines: Vec<&str> = trie.lines().collect();
+    lines.windows(2).find_map(|w| {
+        let ip: Ipv4Addr = w[0].trim().strip_prefix("|-- ")?.parse().ok()?;
+        let local = w[1].trim() == "/32 host LOCAL";
+        (local && !ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+    })
 }
 
-fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return true;
+/// GET `path` from `ip` (connecting to the server's port on that address, so the
+/// kernel uses it as the source address too).
+fn get_via(srv: &TestServer, ip: Ipv4Addr, path: &str) -> Response {
+    let mut s = TcpStream::connect(SocketAddr::from((ip, srv.addr.port()))).expect("connect");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    read_response(&mut s, true).expect("response")
+}
+
+#[test]
+fn stats_refuse_networks_not_allowed() {
+    // Loopback is always allowed, so the refusal needs a client on another
+    // address: this host's own non-loopback address, bound on all interfaces.
+    let Some(ip) = local_non_loopback_v4() else {
+        if std::env::var_os("CI").is_some() {
+            panic!("no non-loopback IPv4 address on this host to test the refusal from");
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+        eprintln!("skipped: no non-loopback IPv4 address on this host");
+        return;
+    };
+    let srv = TestServer::start(&[
+        "--bind",
+        "0.0.0.0",
+        "--stats-path",
+        "/s",
+        "--stats-allow",
+        "10.0.0.0/8",
+        "--stats-allow",
+        "fd00::/8",
+    ]);
+    let refused = get_via(&srv, ip, "/s");
+    assert_eq!(refused.status, 403, "stats served to {ip}");
+    assert!(!String::from_utf8_lossy(&refused.body).contains("Active connections"));
+    // The same client may read the files, and loopback may read the stats.
+    assert_eq!(get_via(&srv, ip, "/hello.txt").status, 200);
+    assert_eq!(srv.get("/s").status, 200);
+
+    // Its network on the allow-list lets it in.
+    let net = format!("{ip}/32");
+    let srv = TestServer::start(&[
+        "--bind",
+        "0.0.0.0",
+        "--stats-path",
+        "/s",
+        "--stats-allow",
+        &net,
+    ]);
+    let allowed = get_via(&srv, ip, "/s");
+    assert_eq!(
+        allowed.status, 200,
+        "stats refused to {ip} with {net} allowed"
+    );
+    assert!(String::from_utf8_lossy(&allowed.body).starts_with("Active connections: "));
 }
 
 #[test]
@@ -80,7 +135,7 @@ fn access_log_has_one_combined_line_per_request() {
     srv.request(b"GET /hello.txt?x=1 HTTP/1.1\r\nHost: t\r\nReferer: http://r/\r\nUser-Agent: probe \"1\"\r\nConnection: close\r\n\r\n");
     srv.get("/missing");
     assert!(
-        wait_for(Duration::from_secs(5), || srv
+        wait_until(Duration::from_secs(5), || srv
             .log("access.log")
             .lines()
             .count()
@@ -109,9 +164,11 @@ fn access_log_has_one_combined_line_per_request() {
 
 #[test]
 fn access_log_off_and_close_log() {
-    let srv = TestServer::start(&["--access-log", "off"]);
+    let mut srv = TestServer::start(&["--access-log", "off"]);
     srv.assert_alive();
-    std::thread::sleep(Duration::from_millis(600));
+    // A clean stop writes whatever was queued: after it, nothing more can come.
+    assert!(srv.terminate().expect("exits").success());
+    assert!(srv.log("server.log").contains("stopped"));
     assert!(!srv.logs.path().join("access.log").exists());
     let srv = TestServer::start(&["-c"]);
     srv.assert_alive();
@@ -122,7 +179,7 @@ fn access_log_off_and_close_log() {
 fn sighup_reopens_moved_logs() {
     let srv = TestServer::start(&["--log-async"]);
     srv.assert_alive();
-    assert!(wait_for(Duration::from_secs(5), || !srv
+    assert!(wait_until(Duration::from_secs(5), || !srv
         .log("access.log")
         .is_empty()));
     let dir = srv.logs.path();
@@ -130,11 +187,11 @@ fn sighup_reopens_moved_logs() {
     std::fs::rename(dir.join("server.log"), dir.join("server.log.1")).unwrap();
     send_signal(srv.child.id(), "HUP");
     assert!(
-        wait_for(Duration::from_secs(5), || dir.join("server.log").exists()),
+        wait_until(Duration::from_secs(5), || dir.join("server.log").exists()),
         "server.log not recreated"
     );
     srv.assert_alive();
-    assert!(wait_for(Duration::from_secs(5), || srv
+    assert!(wait_until(Duration::from_secs(5), || srv
         .log("access.log")
         .contains("/hello.txt")));
     assert!(srv.log("server.log").contains("reopened"));
@@ -160,7 +217,7 @@ fn graceful_stop_finishes_downloads_and_refuses_new_connections() {
     // Idle keep-alive connections are closed at once.
     assert!(is_closed(&mut idle));
     // New connections are refused.
-    assert!(wait_for(Duration::from_secs(5), || {
+    assert!(wait_until(Duration::from_secs(5), || {
         std::net::TcpStream::connect(srv.addr).is_err()
     }));
     // The download in flight completes, read slowly.
@@ -184,16 +241,11 @@ fn graceful_stop_finishes_downloads_and_refuses_new_connections() {
     assert!(status.success());
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
-}
-
 #[test]
 fn out_of_descriptors_pauses_accepting_without_spinning() {
+    if !require_tool("prlimit") {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     populate(root.path());
     // 40 descriptors in all: a few for the server itself, the rest for clients.
@@ -205,14 +257,20 @@ fn out_of_descriptors_pauses_accepting_without_spinning() {
     let held: Vec<_> = (0..80)
         .filter_map(|_| std::net::TcpStream::connect(addr).ok())
         .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        wait_until(Duration::from_secs(5), || srv
+            .log("server.log")
+            .contains("pausing accepts")),
+        "never ran out of descriptors: {}",
+        srv.log("server.log")
+    );
     let before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(1));
     let spent = cpu_ticks(pid) - before;
     assert!(spent < 30, "reactor spun at EMFILE: {spent} ticks in 1 s");
     drop(held);
     // Once descriptors free up it accepts again and serves.
-    let ok = wait_for(Duration::from_secs(10), || {
+    let ok = wait_until(Duration::from_secs(10), || {
         let mut s = match std::net::TcpStream::connect(addr) {
             Ok(s) => s,
             Err(_) => return false,
@@ -256,4 +314,148 @@ fn queued_log_lines_are_written_before_exit() {
         "{}",
         srv.log("server.log")
     );
+}
+
+// ---------------------------------------------------------------------------
+// the command line as a new user meets it
+// ---------------------------------------------------------------------------
+
+const BIN: &str = env!("CARGO_BIN_EXE_hearth");
+
+/// Runs the binary with `args` in `cwd` until it exits (it must, quickly).
+fn run_bin(cwd: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run hearth");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_unknown_log_level_lists_the_levels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run_bin(dir.path(), &["--log-level", "loud"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("off, error, warn, info, debug, trace"),
+        "{err}"
+    );
+    // Any case is accepted, as before.
+    let (code, _, err) = run_bin(dir.path(), &["--log-level", "DEBUG", "--version"]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn zero_threads_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run_bin(dir.path(), &["--threads", "0", "-c"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--threads") && err.contains("at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_relative_root_is_reported_with_its_absolute_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run_bin(dir.path(), &["--root", "site", "-c"]);
+    assert_eq!(code, Some(2), "{err}");
+    let abs = dir.path().canonicalize().unwrap().join("site");
+    assert!(err.contains(&abs.display().to_string()), "{err}");
+    assert!(err.contains("does not exist"), "{err}");
+    std::fs::write(dir.path().join("site"), "a file").unwrap();
+    let (code, _, err) = run_bin(dir.path(), &["--root", "site", "-c"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is not a directory"), "{err}");
+}
+
+#[test]
+fn help_groups_the_flags_and_tells_examples_signals_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, help, _) = run_bin(dir.path(), &["--help"]);
+    assert_eq!(code, Some(0));
+    for want in [
+        "Listening:",
+        "Files:",
+        "HTTP:",
+        "Limits:",
+        "Logging:",
+        "Operations:",
+        "Examples:",
+        "SIGTERM",
+        "SIGHUP",
+        "Exit codes:",
+        "--timeout <SECONDS>",
+        "--max-body <BYTES>",
+        "--root <DIR>",
+        "--stats-path <PATH>",
+        "--stats-allow <CIDR>",
+        "--bind <ADDR>",
+        "--threads <N>",
+    ] {
+        assert!(help.contains(want), "--help lacks {want:?}:\n{help}");
+    }
+}
+
+/// Starts the binary bound to `bind` and returns its first two stdout lines.
+fn startup_lines(bind: &str) -> Option<(String, String)> {
+    let root = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--bind", bind, "--port", "0", "-c", "--stats-path", "/_s"])
+        .arg("--root")
+        .arg(root.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn hearth");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    use std::io::BufRead;
+    let ok = out.read_line(&mut first).is_ok_and(|n| n > 0)
+        && out.read_line(&mut second).is_ok_and(|n| n > 0);
+    let _ = child.kill();
+    let _ = child.wait();
+    ok.then_some((first, second))
+}
+
+#[test]
+fn the_listening_line_gives_an_address_a_person_can_open() {
+    let (line, settings) = startup_lines("0.0.0.0").expect("startup lines");
+    let url = line
+        .strip_prefix("hearth listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("{line:?}"));
+    let port: u16 = url
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?}"));
+    assert!(
+        line.trim_end()
+            .ends_with(&format!("(bound to 0.0.0.0:{port})")),
+        "{line:?}"
+    );
+    assert_eq!(
+        settings.trim_end(),
+        "hearth settings: grace=10 health=/healthz stats=/_s"
+    );
+    // A specific address is printed as it is.
+    let (line, _) = startup_lines("127.0.0.1").expect("startup lines");
+    assert!(!line.contains("bound to"), "{line:?}");
+    // The IPv6 wildcard is reached through [::1] (where the host has IPv6).
+    match startup_lines("::") {
+        Some((line, _)) => assert!(
+            line.starts_with("hearth listening on http://[::1]:")
+                && line.contains("(bound to [::]:"),
+            "{line:?}"
+        ),
+        None => eprintln!("skipped: no IPv6 on this host"),
+    }
 }

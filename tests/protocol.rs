@@ -7,7 +7,7 @@
 mod common;
 use common::*;
 
-use std::io::{Cursor, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -16,38 +16,14 @@ use std::time::{Duration, SystemTime};
 // helpers
 // ---------------------------------------------------------------------------
 
-/// Reads everything until the server closes (or the read timeout passes).
-fn read_all(s: &mut TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => return out,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return out,
-            Err(e) => panic!("read failed after {} bytes: {e}", out.len()),
-        }
-    }
-}
-
 /// Sends `raw` on a new connection and returns every byte the server sends before
 /// it closes the connection.
 fn exchange(server: &TestServer, raw: &[u8]) -> Vec<u8> {
     let mut s = server.connect();
     s.write_all(raw).unwrap();
-    read_all(&mut s)
-}
-
-/// Splits a byte stream into the responses it holds (`heads[i]` is true if response
-/// `i` belongs to a HEAD request, so it has no body).
-fn parse_all(bytes: &[u8], heads: &[bool]) -> Vec<Response> {
-    let mut cur = Cursor::new(bytes);
-    let mut out = Vec::new();
-    while (cur.position() as usize) < bytes.len() {
-        let body = !heads.get(out.len()).copied().unwrap_or(false);
-        out.push(read_response(&mut cur, body).expect("a whole response"));
-    }
-    out
+    let (bytes, closed) = read_until_close(&mut s);
+    assert!(closed, "no close after {} bytes", bytes.len());
+    bytes
 }
 
 /// One request with `Connection: close`: the single response, and asserts that
@@ -573,7 +549,7 @@ fn content_length_body_then_pipelined_get() {
           HEAD /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
-    let bytes = read_all(&mut s);
+    let bytes = read_until_close(&mut s).0;
     let rs = parse_all(&bytes, &[false, false, true]);
     assert_eq!(rs.len(), 3, "{rs:#?}");
     assert_eq!(rs[0].status, 405);
@@ -634,7 +610,7 @@ fn body_over_max_body_is_refused_without_reading_it() {
         )
         .unwrap();
         // Nothing of the body is sent: the answer must come anyway, with no 100 first.
-        let bytes = read_all(&mut s);
+        let bytes = read_until_close(&mut s).0;
         assert!(
             bytes.starts_with(b"HTTP/1.1 413 "),
             "{:?}",
@@ -648,7 +624,7 @@ fn body_over_max_body_is_refused_without_reading_it() {
     let mut s = server.connect();
     s.write_all(b"POST /hello.txt HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n")
         .unwrap();
-    let bytes = read_all(&mut s);
+    let bytes = read_until_close(&mut s).0;
     let rs = parse_all(&bytes, &[]);
     assert_eq!(rs.len(), 1, "{:?}", String::from_utf8_lossy(&bytes));
     assert_eq!(rs[0].status, 413);
@@ -850,7 +826,7 @@ fn keep_alive_and_pipelining() {
     }
     raw.extend_from_slice(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     s.write_all(&raw).unwrap();
-    let rs = parse_all(&read_all(&mut s), &[]);
+    let rs = parse_all(&read_until_close(&mut s).0, &[]);
     let statuses: Vec<u16> = rs.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 200, 200, 200, 404, 200]);
     assert_eq!(rs[2].body, b"<h1>index</h1>\n");
@@ -907,7 +883,10 @@ fn head_has_headers_but_no_body() {
           GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
-    let rs = parse_all(&read_all(&mut s), &[true, true, true, false, false]);
+    let rs = parse_all(
+        &read_until_close(&mut s).0,
+        &[true, true, true, false, false],
+    );
     let statuses: Vec<u16> = rs.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [404, 301, 403, 405, 200]);
     assert!(

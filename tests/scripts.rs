@@ -5,8 +5,11 @@
 //! log dir, pid file) and its own free port, and every wait is bounded.
 //! The scripts need bash, setsid and timeout (util-linux, coreutils); curl is
 //! used by status.sh when present; the logrotate test is skipped without
-//! logrotate.
+//! logrotate (and fails under CI, which installs it).
 
+mod common;
+
+use common::{require_tool, wait_until};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -65,15 +68,13 @@ impl Site {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    /// The usual server flags: port, root, log dir, two workers.
+    /// The usual server flags: port, root, two workers, grace.
     fn server_flags(&self, grace: u64) -> Vec<String> {
         vec![
             "-p".into(),
             self.port.to_string(),
             "-r".into(),
             self.root.display().to_string(),
-            "--log-dir".into(),
-            self.logs.display().to_string(),
             "-t".into(),
             "2".into(),
             "--grace".into(),
@@ -83,6 +84,13 @@ impl Site {
 
     fn pid_args(&self) -> Vec<String> {
         vec!["--pid-file".into(), self.pid_file.display().to_string()]
+    }
+
+    /// start.sh's own options: the pid file and the log dir.
+    fn start_opts(&self) -> Vec<String> {
+        let mut v = self.pid_args();
+        v.extend(["--log-dir".into(), self.logs.display().to_string()]);
+        v
     }
 
     /// Run a script with HEARTH_BIN/HEARTH_HOME pointing at this site.
@@ -97,7 +105,7 @@ impl Site {
 
     /// start.sh with the pid file and the usual flags; must succeed.
     fn start(&self, grace: u64) -> Run {
-        let mut args = self.pid_args();
+        let mut args = self.start_opts();
         args.extend(self.server_flags(grace));
         let r = self.run("start.sh", &args);
         assert!(r.status.success(), "start.sh failed:\n{r}");
@@ -258,19 +266,6 @@ fn alive(pid: u32) -> bool {
     }
 }
 
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Send a signal with bash's kill builtin (bash is needed for the scripts
 /// anyway; no procps).
 fn signal(pid: u32, sig: &str) {
@@ -367,7 +362,7 @@ fn start_daemonizes_refuses_a_second_copy_and_stop_is_idempotent() {
     assert_eq!((code, body.as_slice()), (200, &b"<h1>hearth</h1>\n"[..]));
 
     // A second copy on the same pid file is refused; the first keeps running.
-    let mut args = site.pid_args();
+    let mut args = site.start_opts();
     args.extend(site.server_flags(5));
     let r2 = site.run("start.sh", &args);
     assert!(!r2.status.success(), "second start.sh succeeded:\n{r2}");
@@ -401,22 +396,16 @@ fn status_reports_running_and_stopped_with_default_paths() {
     assert_eq!(before.status.code(), Some(3), "{before}");
     assert!(before.stdout.contains("not running"), "{before}");
 
-    let flags: Vec<String> = [
-        "-p",
-        &site.port.to_string(),
-        "-r",
-        "www",
-        "-t",
-        "2",
-        "--stats-path",
-        "/_stats",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let flags: Vec<String> = ["-p", &site.port.to_string(), "-r", "www", "-t", "2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let r = site.run("start.sh", &flags);
     assert!(r.status.success(), "{r}");
     let pid = read_pid(&pid_file);
+    // Bound to 0.0.0.0 (the default): the URL printed is one a person can open.
+    let url = format!("http://127.0.0.1:{}/", site.port);
+    assert!(r.stdout.contains(&url), "start.sh printed no {url}:\n{r}");
     assert!(site.dir.path().join("logs/stdout.log").exists());
     // Some traffic for the counters.
     assert_eq!(http_get(site.addr(), "/a.txt").0, 200);
@@ -429,6 +418,10 @@ fn status_reports_running_and_stopped_with_default_paths() {
         format!("port {}", site.port),
         "uptime:".to_string(),
         "health:".to_string(),
+        // The same URL as start.sh printed, and the counters the default page
+        // promises, without asking for --stats-path.
+        format!("listening:  {url} "),
+        format!("stats:      {url}_stats"),
         "Active connections:".to_string(),
     ] {
         assert!(
@@ -619,7 +612,7 @@ fn stale_pid_file_is_replaced_and_failed_starts_are_reported() {
     // The port is taken: start.sh fails, shows the server's error, leaves no
     // pid file and no process behind.
     let squatter = TcpListener::bind(("127.0.0.1", site.port)).unwrap();
-    let mut args = site.pid_args();
+    let mut args = site.start_opts();
     args.extend(site.server_flags(5));
     args.extend(["--bind".to_string(), "127.0.0.1".to_string()]);
     let r = site.run("start.sh", &args);
@@ -633,7 +626,7 @@ fn stale_pid_file_is_replaced_and_failed_starts_are_reported() {
     drop(squatter);
 
     // A flag the server rejects: fails fast with the server's message.
-    let mut args = site.pid_args();
+    let mut args = site.start_opts();
     args.extend(site.server_flags(5));
     args.push("--no-such-flag".into());
     let r = site.run("start.sh", &args);
@@ -667,7 +660,7 @@ fn foreground_runs_attached_and_exits_cleanly_on_sigterm() {
     let site = Site::new();
     let mut cmd = Command::new(script("start.sh"));
     cmd.arg("--foreground")
-        .args(site.pid_args())
+        .args(site.start_opts())
         .args(site.server_flags(5))
         .env("HEARTH_BIN", BIN)
         .env("HEARTH_HOME", site.dir.path())
@@ -709,7 +702,7 @@ fn foreground_runs_attached_and_exits_cleanly_on_sigterm() {
 fn instances_share_one_port() {
     let site = Site::new();
     let mut args = vec!["--instances".to_string(), "2".to_string()];
-    args.extend(site.pid_args());
+    args.extend(site.start_opts());
     args.extend(site.server_flags(5));
     let r = site.run("start.sh", &args);
     assert!(r.status.success(), "{r}");
@@ -736,18 +729,21 @@ fn instances_share_one_port() {
 
 /// scripts/logrotate.conf, pointed at a temporary log dir, rotates the logs
 /// and its postrotate SIGHUP makes the server write to new files.  Skipped
-/// (with a note) where logrotate is not installed.
+/// (with a note) where logrotate is not installed, except under CI.
 #[test]
 fn logrotate_sample_rotates_and_reopens() {
-    let Ok(out) = Command::new("logrotate").arg("--version").output() else {
-        eprintln!("logrotate not installed; skipping (apt-get install logrotate)");
+    if !require_tool("logrotate") {
         return;
-    };
-    assert!(out.status.success());
+    }
     let site = Site::new();
     // The sample expects the pid file beside the logs, as start.sh's default.
     let pid_file = site.logs.join("server.pid");
-    let mut args = vec!["--pid-file".to_string(), pid_file.display().to_string()];
+    let mut args = vec![
+        "--pid-file".to_string(),
+        pid_file.display().to_string(),
+        "--log-dir".to_string(),
+        site.logs.display().to_string(),
+    ];
     args.extend(site.server_flags(5));
     let r = site.run("start.sh", &args);
     assert!(r.status.success(), "{r}");
@@ -785,4 +781,20 @@ fn logrotate_sample_rotates_and_reopens() {
         &["--pid-file".to_string(), pid_file.display().to_string()],
     );
     assert!(stop.status.success(), "{stop}");
+}
+
+/// `--pid-file` and `--log-dir` are start.sh's own options: among the server
+/// flags they are refused with a message that says so, and nothing starts.
+#[test]
+fn start_options_among_the_server_flags_are_refused_clearly() {
+    let site = Site::new();
+    let mut args = site.server_flags(5);
+    args.extend(["--log-dir".to_string(), site.logs.display().to_string()]);
+    let r = site.run("start.sh", &args);
+    assert_eq!(r.status.code(), Some(1), "{r}");
+    assert!(
+        r.stderr.contains("give --log-dir before the server flags"),
+        "{r}"
+    );
+    assert!(!connects(site.addr()), "a server started anyway:\n{r}");
 }

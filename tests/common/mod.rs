@@ -57,8 +57,14 @@ impl TestServer {
         } else {
             &["--threads", "2"]
         };
+        let bind: &[&str] = if args.contains(&"--bind") {
+            &[]
+        } else {
+            &["--bind", "127.0.0.1"]
+        };
         let mut child = cmd
-            .args(["--bind", "127.0.0.1", "--port", "0"])
+            .args(bind)
+            .args(["--port", "0"])
             .args(threads)
             .arg("--root")
             .arg(root.path())
@@ -75,10 +81,10 @@ impl TestServer {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("read startup line");
+        // "hearth listening on http://ADDR", maybe followed by " (bound to ...)".
         let addr = line
-            .trim()
-            .rsplit("http://")
-            .next()
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| {
                 let _ = child.kill();
@@ -134,6 +140,18 @@ impl TestServer {
         wait_exit(&mut self.child, Duration::from_secs(15))
     }
 
+    /// `Active connections: N` from the text statistics page at `/_stats` (the
+    /// server must run with `--stats-path /_stats`); counts the asking connection.
+    pub fn active_connections(&self) -> i64 {
+        let r = self.get("/_stats");
+        assert_eq!(r.status, 200, "start the server with --stats-path /_stats");
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("Active connections: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no active count in {text}"))
+    }
+
     /// The server's log directory contents of `name`.
     pub fn log(&self, name: &str) -> String {
         std::fs::read_to_string(self.logs.path().join(name)).unwrap_or_default()
@@ -154,6 +172,88 @@ pub fn send_signal(pid: u32, sig: &str) {
         .arg("-c")
         .arg(format!("kill -{sig} {pid}"))
         .status();
+}
+
+/// Polls `cond` every 20 ms until it holds (true) or `limit` passes (false).
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// True when `tool` is on PATH (or in /usr/sbin, where haproxy and nginx live).
+/// When it is missing: under CI (the `CI` variable set, where `.ci/run` installs
+/// every tool) the test fails; elsewhere it prints `skipped: TOOL not installed`
+/// and the caller returns early.
+pub fn require_tool(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "command -v {tool} || test -x /usr/sbin/{tool} || test -x /sbin/{tool}"
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{tool} is not installed, and CI is set: .ci/run installs it");
+    }
+    eprintln!("skipped: {tool} not installed");
+    false
+}
+
+/// CPU time (user + system, in clock ticks) process `pid` has used; 0 once it is
+/// gone.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// Reads until the server closes (EOF or reset) or the read timeout passes.
+/// Returns the bytes and whether the connection was seen closed.
+pub fn read_until_close(s: &mut impl Read) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (out, true),
+            Err(_) => return (out, false),
+        }
+    }
+}
+
+/// Splits a byte stream into the responses it holds (`heads[i]` is true if response
+/// `i` answers a HEAD request, so it has no body; missing entries mean false).
+/// Panics on trailing bytes that are not a whole response.
+pub fn parse_all(bytes: &[u8], heads: &[bool]) -> Vec<Response> {
+    let mut cur = std::io::Cursor::new(bytes);
+    let mut out = Vec::new();
+    while (cur.position() as usize) < bytes.len() {
+        let body = !heads.get(out.len()).copied().unwrap_or(false);
+        match read_response(&mut cur, body) {
+            Ok(r) => out.push(r),
+            Err(e) => panic!(
+                "trailing bytes that are not a response ({e}): {:?}",
+                String::from_utf8_lossy(bytes)
+            ),
+        }
+    }
+    out
 }
 
 /// Waits up to `limit` for a child to exit.
