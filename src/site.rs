@@ -223,7 +223,7 @@ mod tests {
             "--root",
             root.path().to_str().unwrap(),
         ]);
-        let site = Site::from_config(&cfg, rules).unwrap();
+        let site = Site::from_config(&cfg, rules, 16).unwrap();
         let (mut m, mut out) = (Vec::new(), Vec::new());
         assert!(site.path_headers("assets/app.js", &mut m, &mut out));
         assert_eq!(out, b"X-A: 1\r\ncache-control: max-age=60\r\n");
