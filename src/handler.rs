@@ -147,6 +147,8 @@ impl Handler {
         if path.contains('#') {
             return self.error(site, Status::BadRequest, bad, None);
         }
+        #[cfg(debug_assertions)]
+        debug_panic(path);
         let s = &self.shared.settings;
         if h.method != Method::Options {
             if !s.health_path.is_empty() && path == s.health_path {
@@ -346,6 +348,17 @@ impl Handler {
 /// Starts a response in `head` with the site's configured headers.
 fn begin<'a>(head: &'a mut Vec<u8>, site: &Site, status: Status, frame: Frame) -> Reply<'a> {
     Reply::new(head, status, frame, &site.extra_headers)
+}
+
+/// In debug builds, a request for the path in `HEARTH_DEBUG_PANIC_PATH` panics, so
+/// tests can check that a panic costs one connection and leaves the counters right.
+#[cfg(debug_assertions)]
+fn debug_panic(path: &str) {
+    static PATH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let armed = PATH.get_or_init(|| std::env::var("HEARTH_DEBUG_PANIC_PATH").ok());
+    if armed.as_deref() == Some(path) {
+        panic!("HEARTH_DEBUG_PANIC_PATH requested");
+    }
 }
 
 /// ETag, Last-Modified and Cache-Control of a file response; `ruled` says a

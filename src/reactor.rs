@@ -576,5 +576,9 @@ impl Reactor {
         }
         self.timers
             .compact(|token| slots.token(token.index()) == token);
+        shared
+            .link(self.id)
+            .timers
+            .store(self.timers.len(), Ordering::Relaxed);
     }
 }

@@ -47,6 +47,8 @@ pub struct Link {
     pub slots: Slots,
     /// Connections it holds open (for the stats page).
     pub active: AtomicUsize,
+    /// Entries in its timer heap (for the stats page: bounded by open connections).
+    pub timers: AtomicUsize,
     notices: Sender<Notice>,
     waker: EventFd,
 }
@@ -59,6 +61,7 @@ impl Link {
             epoll: Epoll::new()?,
             slots: Slots::new(capacity),
             active: AtomicUsize::new(0),
+            timers: AtomicUsize::new(0),
             notices: tx,
             waker: EventFd::new()?,
         };
@@ -214,7 +217,12 @@ impl Shared {
         let per_reactor = self
             .links
             .iter()
-            .map(|l| l.active.load(Ordering::Relaxed))
+            .map(|l| {
+                (
+                    l.active.load(Ordering::Relaxed),
+                    l.timers.load(Ordering::Relaxed),
+                )
+            })
             .collect();
         self.stats
             .snapshot(self.queue_len(), self.settings.workers, per_reactor)

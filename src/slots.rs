@@ -101,3 +101,56 @@ impl Slots {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn conn(token: Token) -> Box<Conn> {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let stats = Arc::new(crate::stats::Stats::default());
+        let peer = s.local_addr().unwrap();
+        Box::new(Conn::new(s, peer, token, 0, 0, stats))
+    }
+
+    /// The re-arm after a put runs under the slot's lock: whoever takes the
+    /// connection (the reactor closing it on expiry) waits until the re-arm is done,
+    /// so it can never close the descriptor under the epoll_ctl.
+    #[test]
+    fn nobody_takes_a_connection_before_put_then_returns() {
+        let slots = Arc::new(Slots::new(8));
+        let token = slots.token(3);
+        let rearmed = Arc::new(AtomicBool::new(false));
+        let (s, r) = (slots.clone(), rearmed.clone());
+        let taker = std::thread::spawn(move || loop {
+            if let Some(c) = s.take(token) {
+                return (r.load(Ordering::SeqCst), c);
+            }
+            std::thread::yield_now();
+        });
+        slots.put_then(conn(token), || {
+            std::thread::sleep(Duration::from_millis(100));
+            rearmed.store(true, Ordering::SeqCst);
+        });
+        let (seen_rearmed, _) = taker.join().unwrap();
+        assert!(
+            seen_rearmed,
+            "the connection was taken before its re-arm finished"
+        );
+    }
+
+    #[test]
+    fn retired_tokens_are_stale() {
+        let slots = Slots::new(8);
+        let token = slots.token(1);
+        slots.put(conn(token));
+        slots.retire(token);
+        assert!(slots.take(token).is_none());
+        assert_ne!(slots.token(1), token);
+    }
+}

@@ -115,8 +115,8 @@ pub struct Snapshot {
     pub busy: i64,
     /// Worker threads.
     pub workers: usize,
-    /// Open connections of each reactor.
-    pub reactors: Vec<usize>,
+    /// Open connections and timer entries of each reactor.
+    pub reactors: Vec<(usize, usize)>,
 }
 
 impl Stats {
@@ -146,7 +146,12 @@ impl Stats {
     }
 
     /// Reads every counter.
-    pub fn snapshot(&self, queue_depth: usize, workers: usize, reactors: Vec<usize>) -> Snapshot {
+    pub fn snapshot(
+        &self,
+        queue_depth: usize,
+        workers: usize,
+        reactors: Vec<(usize, usize)>,
+    ) -> Snapshot {
         let reading = self.reading.load(Relaxed).max(0);
         let writing = self.writing.load(Relaxed).max(0);
         let waiting = self.waiting.load(Relaxed).max(0);
@@ -198,8 +203,12 @@ impl Snapshot {
             self.bytes_sent
         );
         let _ = write!(s, "reactors: {}\nreactor_active:", self.reactors.len());
-        for n in &self.reactors {
+        for (n, _) in &self.reactors {
             let _ = write!(s, " {n}");
+        }
+        s.push_str("\nreactor_timers:");
+        for (_, t) in &self.reactors {
+            let _ = write!(s, " {t}");
         }
         s.push('\n');
         s
@@ -212,7 +221,7 @@ impl Snapshot {
             "{{\"uptime_s\":{},\"connections\":{{\"active\":{},\"reading\":{},\"writing\":{},\"idle\":{},\"total\":{},\"handled\":{}}},\
              \"requests\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\
              \"bytes_sent\":{},\"queue_depth\":{},\"workers_busy\":{},\"workers\":{},\
-             \"reactors\":{},\"reactor_active\":[{}]}}\n",
+             \"reactors\":{},\"reactor_active\":[{}],\"reactor_timers\":[{}]}}\n",
             self.uptime_s,
             self.active,
             self.reading,
@@ -231,11 +240,13 @@ impl Snapshot {
             self.busy,
             self.workers,
             self.reactors.len(),
-            self.reactors
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
+            list(self.reactors.iter().map(|r| r.0)),
+            list(self.reactors.iter().map(|r| r.1)),
         )
     }
+}
+
+/// Numbers joined by commas, for a JSON array.
+fn list(items: impl Iterator<Item = usize>) -> String {
+    items.map(|n| n.to_string()).collect::<Vec<_>>().join(",")
 }
