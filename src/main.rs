@@ -59,10 +59,12 @@ fn main() -> ExitCode {
     // a person reading stdout.log: what was chosen, as the server understood it.
     let _ = writeln!(
         out,
-        "hearth settings: grace={} health={} stats={}",
+        "hearth settings: grace={} health={} stats={} threads={} reactors={}",
         cfg.grace,
         cfg.health_path,
-        cfg.stats_path.as_deref().unwrap_or("")
+        cfg.stats_path.as_deref().unwrap_or(""),
+        server.threads(),
+        server.reactors()
     );
     let _ = out.flush();
     match server.run() {

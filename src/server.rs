@@ -125,6 +125,16 @@ impl Server {
         self.local
     }
 
+    /// Worker threads it will run.
+    pub fn threads(&self) -> usize {
+        self.shared.settings.workers
+    }
+
+    /// Reactors it will run (the main thread is reactor 0).
+    pub fn reactors(&self) -> usize {
+        self.shared.settings.reactors
+    }
+
     /// A handle that stops the server gracefully from another thread.
     pub fn stopper(&self) -> Stopper {
         Stopper {
