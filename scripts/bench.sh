@@ -49,6 +49,16 @@ Options:
                         P*M = T (1xT, 2x(T/2), ..., Tx1; --reuseport when P > 1)
                         and on nginx with T workers, in alternating rounds;
                         print req/s per layout and the ratio to nginx
+  --reactors LIST       hearth --reactors values, comma separated (default:
+                        hearth's own). The full suite uses the first; the
+                        threads sweep runs one hearth row per value at each
+                        thread count; the layout sweep adds, at each total T,
+                        a one-process layout 1xT with each value (named 1xTrR)
+  --reactor-share       instead of the full suite, run scripts/reactor-share.sh
+                        (CPU per request by thread for keep-alive and
+                        Connection: close, busiest thread, 8- and 16-core
+                        projections beside nginx); the options after it are
+                        passed to that script (see its --help)
   --layout-ab           with --layout-sweep, also run the short-connection ab
                         workload on every layout and on nginx (each adds one
                         ab run per server per round, a few seconds each)
@@ -90,6 +100,7 @@ warn() { echo "bench.sh: warning: $*" >&2; }
 # ---------------------------------------------------------------- options
 ROUNDS=2
 PROCS=1
+REACTORS=""
 LAYOUT=0
 LAYOUT_AB=0
 STAT=median
@@ -124,6 +135,8 @@ while [[ $# -gt 0 ]]; do
         --out) need_arg "$@"; OUT=$2; shift 2 ;;
         --only) need_arg "$@"; ONLY=$2; shift 2 ;;
         --threads-sweep) SWEEP=1; shift ;;
+        --reactors) need_arg "$@"; REACTORS=$2; shift 2 ;;
+        --reactor-share) shift; exec "$SCRIPT_DIR/reactor-share.sh" "$@" ;;
         --layout-sweep) LAYOUT=1; shift ;;
         --layout-ab) LAYOUT_AB=1; shift ;;
         --procs) need_arg "$@"; PROCS=$2; shift 2 ;;
@@ -155,6 +168,11 @@ done
 [[ $LAYOUT -eq 0 || $PROCS -eq 1 ]] || die "--procs does not apply to --layout-sweep (it runs every layout)"
 [[ $SWEEP -eq 0 && $LAYOUT -eq 0 ]] || [[ -z $HEARTH_THREADS ]] || warn "--hearth-threads is ignored by the sweeps (they set hearth's threads)"
 [[ -z $HEARTH_THREADS ]] || is_uint "$HEARTH_THREADS" || die "--hearth-threads must be an integer"
+REACTOR_LIST=()
+if [[ -n $REACTORS ]]; then
+    IFS=, read -ra REACTOR_LIST <<<"$REACTORS"
+    for r in "${REACTOR_LIST[@]}"; do is_uint "$r" && [[ $r -ge 1 ]] || die "--reactors: '$r' is not a count"; done
+fi
 [[ $AB_REQS -ge $AB_CONC ]] || die "--ab-requests must be >= --ab-concurrency"
 [[ $HEARTH_BIN == "$HEARTH_BIN_DEFAULT" ]] || DO_BUILD=0
 [[ $HEARTH_BIN == /* ]] || HEARTH_BIN="$PWD/$HEARTH_BIN"
@@ -345,11 +363,12 @@ spawn_hearth() {
     SPAWNED_PORT=$(sed -n 's|.*hearth listening on http://[^ ]*:\([0-9][0-9]*\).*|\1|p' "$log" | head -n 1)
 }
 
-start_hearth() { # name port threads [procs]
-    local name=$1 port=$2 threads=$3 procs=${4:-$PROCS} dir="$TMP/$1" i
+start_hearth() { # name port threads [procs] [reactors]
+    local name=$1 port=$2 threads=$3 procs=${4:-$PROCS} reactors=${5:-${REACTOR_LIST[0]:-}} dir="$TMP/$1" i
     mkdir -p "$dir"
     local args=(--bind 127.0.0.1 -r "$CORPUS" -c)
     [[ -z $threads ]] || args+=(-t "$threads")
+    [[ -z $reactors ]] || args+=(--reactors "$reactors")
     [[ $procs -eq 1 ]] || args+=(--reuseport)
     local extra=()
     read -ra extra <<<"$HEARTH_ARGS"
@@ -741,37 +760,55 @@ if [[ $SWEEP -eq 1 ]]; then
     fi
     note "threads sweep: hearth $PROCS process(es) x threads ${THREADS_LIST[*]} (keep-alive, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, $ROUNDS rounds)"
     SWEEP_ROWS=()
+    SWEEP_REACTORS=("${REACTOR_LIST[@]}")
+    [[ ${#SWEEP_REACTORS[@]} -gt 0 ]] || SWEEP_REACTORS=("")
     for t in "${THREADS_LIST[@]}"; do
         total=$((PROCS * t))
-        read -ra ports <<<"$(free_ports 2)"
-        [[ -z ${WANT[hearth]:-} ]] || { start_hearth hearth "${ports[0]}" "$t"; check_server "${ports[0]}" || die "hearth failed the corpus check"; }
-        [[ -z ${WANT[nginx1]:-}${WANT[nginx2]:-} ]] || { start_nginx nginx "${ports[1]}" "$total"; check_server "${ports[1]}" || die "nginx failed the corpus check"; }
+        names=()
+        [[ -z ${WANT[hearth]:-} ]] || for rr in "${SWEEP_REACTORS[@]}"; do names+=("hearth${rr:+-r$rr}"); done
+        [[ -z ${WANT[nginx1]:-}${WANT[nginx2]:-} ]] || names+=(nginx)
+        read -ra ports <<<"$(free_ports "${#names[@]}")"
+        for i in "${!names[@]}"; do
+            s=${names[$i]}
+            if [[ $s == hearth* ]]; then
+                rr=${s#hearth}; rr=${rr#-r}
+                start_hearth "$s" "${ports[$i]}" "$t" "$PROCS" "$rr"
+            else
+                start_nginx nginx "${ports[$i]}" "$total"
+            fi
+            check_server "${SRV_PORT[$s]}" || die "$s failed the corpus check"
+        done
         for r in $(seq "$ROUNDS"); do
-            for s in "${SERVERS[@]}"; do
+            for s in "${names[@]}"; do
                 settle
                 check_alive "$s"
                 [[ -z ${DEAD[$s]:-} ]] || continue
                 wl_keepalive "$r" "$s"
             done
         done
-        h=n/a n=n/a
-        [[ -z ${WANT[hearth]:-} ]] || { h=$(stat_of ka_rps hearth); stop_server hearth; }
+        n=n/a
         [[ -z ${WANT[nginx1]:-}${WANT[nginx2]:-} ]] || { n=$(stat_of ka_rps nginx); stop_server nginx; }
-        unset 'RES[ka_rps/hearth]' 'RES[ka_rps/nginx]' 'DEAD[hearth]' 'DEAD[nginx]'
-        SWEEP_ROWS+=("$total	$(fmt %.0f "$h")	$(fmt %.0f "$n")	$(ratio "$h" "$n")	${PROCS}x$t")
+        for s in "${names[@]}"; do
+            [[ $s == hearth* ]] || continue
+            h=$(stat_of ka_rps "$s")
+            stop_server "$s"
+            rr=${s#hearth}; rr=${rr#-r}
+            SWEEP_ROWS+=("$total	$(fmt %.0f "$h")	$(fmt %.0f "$n")	$(ratio "$h" "$n")	${PROCS}x$t	${rr:-default}")
+        done
+        for s in "${names[@]}"; do unset "RES[ka_rps/$s]" "DEAD[$s]"; done
     done
     {
         meta_lines
-        printf 'threads\thearth_rps\tnginx_rps\tratio_hearth_nginx\thearth_layout\n'
+        printf 'threads\thearth_rps\tnginx_rps\tratio_hearth_nginx\thearth_layout\thearth_reactors\n'
         printf '%s\n' "${SWEEP_ROWS[@]}"
     } >"$OUT"
     echo
     echo "keep-alive 1 KiB, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s, $STAT of $ROUNDS rounds (req/s, higher is better)"
-    echo "threads = hearth processes x threads each (layout) = nginx workers"
-    printf '%-8s %-7s %14s %14s %8s\n' threads layout hearth nginx ratio
+    echo "threads = hearth processes x threads each (layout) = nginx workers; reactors = hearth --reactors"
+    printf '%-8s %-7s %-9s %14s %14s %8s\n' threads layout reactors hearth nginx ratio
     for row in "${SWEEP_ROWS[@]}"; do
-        IFS=$'\t' read -r a b c d e <<<"$row"
-        printf '%-8s %-7s %14s %14s %8s\n' "$a" "$e" "$b" "$c" "$d"
+        IFS=$'\t' read -r a b c d e f <<<"$row"
+        printf '%-8s %-7s %-9s %14s %14s %8s\n' "$a" "$e" "$f" "$b" "$c" "$d"
     done
     echo
     echo "TSV: $OUT"
@@ -789,6 +826,7 @@ if [[ $LAYOUT -eq 1 ]]; then
     nruns=0
     for t in "${TOTALS[@]}"; do
         for ((p = 1; p <= t; p *= 2)); do nruns=$((nruns + 1)); done
+        nruns=$((nruns + ${#REACTOR_LIST[@]}))
         nruns=$((nruns + with_nginx))
     done
     note "layout sweep: totals ${TOTALS[*]}; $nruns servers x $ROUNDS rounds of keep-alive (wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s)$([[ $LAYOUT_AB -eq 0 ]] || echo " + ab -c$AB_CONC -n$AB_REQS"); about $((nruns * ROUNDS * (DURATION + 1)))s of keep-alive load$([[ $LAYOUT_AB -eq 0 ]] || echo " plus the ab runs")"
@@ -796,14 +834,16 @@ if [[ $LAYOUT -eq 1 ]]; then
     for t in "${TOTALS[@]}"; do
         names=()
         for ((p = 1; p <= t; p *= 2)); do names+=("hearth-${p}x$((t / p))"); done
+        for rr in "${REACTOR_LIST[@]}"; do names+=("hearth-1x${t}r$rr"); done
         ng="nginx-${t}w"
         [[ $with_nginx -eq 0 ]] || names+=("$ng")
         read -ra ports <<<"$(free_ports "${#names[@]}")"
         for i in "${!names[@]}"; do
             s=${names[$i]}
             if [[ $s == hearth-* ]]; then
-                lay=${s#hearth-}
-                start_hearth "$s" "${ports[$i]}" "${lay#*x}" "${lay%x*}"
+                lay=${s#hearth-} rr=""
+                [[ $lay != *r* ]] || { rr=${lay#*r}; lay=${lay%r*}; }
+                start_hearth "$s" "${ports[$i]}" "${lay#*x}" "${lay%x*}" "$rr"
             else
                 start_nginx "$s" "${ports[$i]}" "$t"
             fi
@@ -831,11 +871,12 @@ if [[ $LAYOUT -eq 1 ]]; then
         for s in "${names[@]}"; do
             [[ $s == hearth-* ]] || continue
             lay=${s#hearth-}
+            lay=${lay%r*}
             h=$(stat_of ka_rps "$s") hab=n/a
             read -ra v <<<"${RES[ka_cpu/$s]:-n/a}"
             hcpu=$(median "${v[@]}")
             [[ $LAYOUT_AB -eq 0 ]] || hab=$(stat_of ab_rps "$s")
-            LAYOUT_ROWS+=("$t	$lay	${lay%x*}	${lay#*x}	$(fmt %.0f "$h")	$(fmt %.0f "$n")	$(ratio "$h" "$n")	$(fmt %.0f "$hab")	$(fmt %.0f "$nab")	$(ratio "$hab" "$nab")	$(fmt %.2f "$hcpu")	$(fmt %.2f "$ncpu")")
+            LAYOUT_ROWS+=("$t	${s#hearth-}	${lay%x*}	${lay#*x}	$(fmt %.0f "$h")	$(fmt %.0f "$n")	$(ratio "$h" "$n")	$(fmt %.0f "$hab")	$(fmt %.0f "$nab")	$(ratio "$hab" "$nab")	$(fmt %.2f "$hcpu")	$(fmt %.2f "$ncpu")")
         done
     done
     {
@@ -846,7 +887,7 @@ if [[ $LAYOUT -eq 1 ]]; then
     write_raw_tsv
     echo
     echo "keep-alive 1 KiB, wrk -t$WRK_THREADS -c$CONNECTIONS -d${DURATION}s$([[ $LAYOUT_AB -eq 0 ]] || echo "; short conns ab -c$AB_CONC -n$AB_REQS"), $STAT of $ROUNDS rounds (req/s, higher is better)"
-    echo "layout = hearth processes x threads each (--reuseport when processes > 1); nginx runs <threads> workers"
+    echo "layout = hearth processes x threads each (--reuseport when processes > 1), rR = --reactors R; nginx runs <threads> workers"
     if [[ $LAYOUT_AB -eq 1 ]]; then
         printf '%-8s %-7s %12s %12s %7s %12s %12s %7s\n' threads layout hearth nginx ratio hearth-ab nginx-ab ratio
     else
