@@ -215,7 +215,7 @@ groups = {}
 for name, wl, rnd, reqs, rea, wor, oth, tot, bname, bus in rows:
     groups.setdefault((name, wl), []).append((int(reqs), float(rea), float(wor), float(oth), float(tot), bname, float(bus)))
 def med(xs): return statistics.median(xs)
-def default_reactors(c): return max(1, -(-c // 4))
+def default_reactors(c): return max(1, -(-c // 2))
 print(f"# CPU microseconds per request (median of rounds); hearth --threads {threads}")
 print("server\tworkload\treq/s\treactor_us\tworker_us\tother_us\ttotal_us\tbusiest\tbusiest_us\tproj8\tproj16")
 proj = {}

@@ -83,7 +83,7 @@ pub struct Config {
     pub threads: Option<usize>,
 
     /// Reactor threads: epoll loops that accept and read connections (default: one
-    /// per four CPUs, at least one; the main thread is always reactor 0).
+    /// per two CPUs, at least one; the main thread is always reactor 0).
     #[arg(long)]
     pub reactors: Option<usize>,
 

@@ -10,7 +10,7 @@ use crate::http::request::Limits;
 /// Most reactor threads a process runs.
 pub const MAX_REACTORS: usize = 64;
 /// CPUs per reactor thread in the default layout (see [`default_reactors`]).
-const CPUS_PER_REACTOR: usize = 4;
+const CPUS_PER_REACTOR: usize = 2;
 
 /// The default number of reactors for a host with `cpus` CPUs: one per
 /// [`CPUS_PER_REACTOR`], at least one.
