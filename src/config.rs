@@ -226,4 +226,16 @@ pub struct Config {
     /// Extra response header, `Name: value` (repeatable).
     #[arg(long = "header", value_name = "NAME: VALUE", help_heading = "HTTP")]
     pub headers: Vec<String>,
+
+    /// For GET/HEAD, try these in order, nginx style (space-separated): `$uri`,
+    /// `$uri.html`, `$uri/` (the directory's index) or a fixed path; the last item
+    /// is a URI served instead (`/index.html` for a single-page app) or `=404`.
+    #[arg(long, value_name = "LIST", help_heading = "Files")]
+    pub try_files: Option<String>,
+
+    /// Serve the file at PATH (under the root, with its type) as the body of CODE
+    /// responses, keeping the status; CODE may be `4xx` or `5xx`, an exact code
+    /// wins (repeatable).
+    #[arg(long = "error-page", value_name = "CODE=PATH", help_heading = "Files")]
+    pub error_pages: Vec<String>,
 }

@@ -13,6 +13,7 @@ use crate::http::response::{self as resp, unix_secs};
 use crate::http::Status;
 use crate::logging::{self, AccessLog};
 use crate::reply::{Frame, Plan, Reply};
+use crate::routes;
 use crate::shared::Shared;
 use crate::site::Site;
 
@@ -26,6 +27,8 @@ pub struct Handler {
     head: Vec<u8>,
     scratch: Vec<u8>,
     path: String,
+    /// Scratch for a `--try-files` candidate before it is normalised.
+    candidate: String,
     /// Scratch for the `[[headers]]` rules a path matches.
     matched: Vec<usize>,
     access: Option<AccessLog>,
@@ -39,6 +42,7 @@ impl Handler {
             head: Vec::with_capacity(1024),
             scratch: Vec::with_capacity(256),
             path: String::with_capacity(256),
+            candidate: String::with_capacity(256),
             matched: Vec::with_capacity(8),
             access,
         }
@@ -75,7 +79,9 @@ impl Handler {
             minor: 1,
         };
         let sites = self.shared.sites.load();
-        let plan = self.error(sites.default_site(), status, frame, None);
+        // Before a request exists, no error page: the built-in one, with no file work
+        // for a connection that is closing anyway.
+        let plan = self.error_body(sites.default_site(), status, frame, None, None);
         self.record(peer, None, &plan);
         plan
     }
@@ -215,14 +221,28 @@ impl Handler {
         query: Option<&str>,
         frame: Frame,
     ) -> Plan {
-        if let Err(status) = files::normalize(path, &mut self.scratch, &mut self.path) {
-            let frame = Frame {
-                close: true,
-                ..frame
-            };
-            return self.error(site, status, frame, None);
-        }
-        match site.files.lookup(&self.path) {
+        let found = match &site.try_files {
+            None => files::normalize(path, &mut self.scratch, &mut self.path)
+                .map(|()| site.files.lookup(&self.path)),
+            Some(t) => t.resolve(
+                &site.files,
+                path,
+                &mut self.scratch,
+                &mut self.candidate,
+                &mut self.path,
+            ),
+        };
+        let lookup = match found {
+            Ok(lookup) => lookup,
+            Err(status) => {
+                let frame = Frame {
+                    close: true,
+                    ..frame
+                };
+                return self.error(site, status, frame, None);
+            }
+        };
+        match lookup {
             Lookup::File(entry) => self.entry(site, h, &entry, frame),
             Lookup::Redirect => {
                 let location = redirect_location(&self.path, query);
@@ -321,7 +341,9 @@ impl Handler {
             .memory(bytes)
     }
 
-    /// An error (or redirect) page, with one optional extra header.
+    /// An error (or redirect) page, with one optional extra header. The body is the
+    /// site's `--error-page` file for the status when there is one (never for
+    /// redirects), else the built-in page; neither carries validators.
     fn error(
         &mut self,
         site: &Site,
@@ -329,15 +351,34 @@ impl Handler {
         frame: Frame,
         extra: Option<(&[u8], &[u8])>,
     ) -> Plan {
+        let page = site.error_pages.page(&site.files, status);
+        self.error_body(site, status, frame, extra, page)
+    }
+
+    /// An error page with `page`'s type and bytes, or the built-in page.
+    fn error_body(
+        &mut self,
+        site: &Site,
+        status: Status,
+        frame: Frame,
+        extra: Option<(&[u8], &[u8])>,
+        page: Option<Arc<Entry>>,
+    ) -> Plan {
+        let ctype = page
+            .as_ref()
+            .map_or("text/html; charset=utf-8", |e| e.content_type);
         let allow = matches!(status, Status::MethodNotAllowed | Status::NotImplemented);
         let mut reply = self
             .start(site, status, frame)
-            .header(b"Content-Type", b"text/html; charset=utf-8")
+            .header(b"Content-Type", ctype.as_bytes())
             .header_opt(b"Allow", allow.then_some(ALLOW));
         if let Some((name, value)) = extra {
             reply = reply.header(name, value);
         }
-        reply.memory(Bytes::Static(status.page()))
+        match page {
+            Some(e) => reply.body(e.len, routes::whole_body(&e)),
+            None => reply.memory(Bytes::Static(status.page())),
+        }
     }
 
     fn start(&mut self, site: &Site, status: Status, frame: Frame) -> Reply<'_> {

@@ -17,6 +17,7 @@ pub mod http;
 pub mod logging;
 pub mod reactor;
 pub mod reply;
+pub mod routes;
 pub mod server;
 pub mod settings;
 pub mod shared;

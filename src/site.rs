@@ -10,6 +10,7 @@ use globset::GlobMatcher;
 
 use crate::config::Config;
 use crate::files::Files;
+use crate::routes::{ErrorPages, TryFiles};
 use crate::settings::{header_line, ConfigError};
 
 /// Headers added to responses whose path matches a glob (`[[headers]]`).
@@ -55,6 +56,10 @@ pub struct Site {
     pub cors: Option<String>,
     /// Per-path header rules, in file order (a later match wins per header name).
     pub rules: Vec<PathRule>,
+    /// `--try-files`: candidates for GET/HEAD and a fallback.
+    pub try_files: Option<TryFiles>,
+    /// `--error-page`: files served as the bodies of error responses.
+    pub error_pages: ErrorPages,
 }
 
 impl Site {
@@ -87,6 +92,8 @@ impl Site {
                 cfg.root
             )));
         }
+        let try_files = cfg.try_files.as_deref().map(TryFiles::parse).transpose()?;
+        let error_pages = ErrorPages::parse(&cfg.error_pages)?;
         let files = Files::new(&cfg.root, cfg.follow_symlinks, cfg.autoindex, fd_budget)
             .map_err(|e| ConfigError(format!("root {:?}: {e}", cfg.root)))?;
         Ok(Site {
@@ -95,6 +102,8 @@ impl Site {
             cache_control: cfg.cache_control.clone(),
             cors: cfg.cors.clone(),
             rules,
+            try_files,
+            error_pages,
         })
     }
 
