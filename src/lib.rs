@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod conn;
 pub mod files;
+pub mod format;
 pub mod handler;
 pub mod http;
 pub mod logging;

@@ -346,7 +346,7 @@ fn push_escaped(buf: &mut Vec<u8>, s: &str) {
 impl AccessLog {
     /// Appends one line in the combined log format.
     pub fn record(&mut self, e: &Entry<'_>) {
-        use crate::http::response::push_u64;
+        use crate::format::push_u64;
         let b = &mut self.buf;
         let ip = match e.peer.ip() {
             std::net::IpAddr::V6(v6) => v6
@@ -417,7 +417,7 @@ thread_local! {
 
 /// Appends the time as `23/Nov/2026:11:08:00 +0000`, formatted once a second per thread.
 fn push_clf_time(buf: &mut Vec<u8>) {
-    let secs = crate::http::response::unix_secs(std::time::SystemTime::now());
+    let secs = crate::format::unix_secs(std::time::SystemTime::now());
     CLF_TIME.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != secs {
