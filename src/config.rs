@@ -17,9 +17,9 @@ pub struct Config {
     #[arg(short = 'p', long, default_value_t = 8888)]
     pub port: u16,
 
-    /// Address to bind.
+    /// Address to bind (repeatable; IPv6 too: `::1`, or `::` for IPv4 and IPv6 at once).
     #[arg(long, default_value = "0.0.0.0")]
-    pub bind: IpAddr,
+    pub bind: Vec<IpAddr>,
 
     /// Document root.
     #[arg(short = 'r', long, default_value = "html")]
@@ -138,4 +138,13 @@ pub struct Config {
     /// Extra response header, `Name: value` (repeatable).
     #[arg(long = "header")]
     pub headers: Vec<String>,
+
+    /// TOML configuration file: keys are the long flag names, plus `[[vhost]]` and
+    /// `[[headers]]` tables; flags on the command line override it. SIGHUP reloads it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Validate the flags and the configuration file, print `configuration ok`, exit.
+    #[arg(long)]
+    pub check: bool,
 }

@@ -10,12 +10,14 @@
 
 pub mod clock;
 pub mod config;
+pub mod config_file;
 pub mod conn;
 pub mod files;
 pub mod handler;
 pub mod http;
 pub mod logging;
 pub mod reactor;
+pub mod reload;
 pub mod reply;
 pub mod server;
 pub mod settings;

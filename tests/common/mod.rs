@@ -79,6 +79,7 @@ impl TestServer {
             .trim()
             .rsplit("http://")
             .next()
+            .map(|a| a.trim_end_matches('/'))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| {
                 let _ = child.kill();
