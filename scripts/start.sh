@@ -153,6 +153,14 @@ log_dir="$(abs_path "$SRV_LOG_DIR")"
 # one (what systemd's LimitNOFILE= does for the unit).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# A hearth.toml at the top of the checkout is the configuration file, unless
+# the flags name one (flags on the command line still override it).
+if [[ -f "$HEARTH_SRC/hearth.toml" && " ${user_flags[*]} " != *" --config"* ]]; then
+    info "using $HEARTH_SRC/hearth.toml (--config)"
+    user_flags=(--config "$HEARTH_SRC/hearth.toml" "${user_flags[@]}")
+    parse_server_flags "${user_flags[@]}"
+fi
+
 # ------------------------------------------------------------ foreground
 
 if [[ $foreground -eq 1 ]]; then
@@ -210,6 +218,7 @@ launch() {
         fi
         if [[ -z "$url" ]]; then
             url="$(listen_url_from_log "$out" "$offset")" || url=""
+            url="${url%/}"
         fi
         if [[ -n "$url" ]]; then
             port="$(port_of_url "$url")"
@@ -245,6 +254,8 @@ launch() {
         sleep 0.1
     done
     LAUNCHED_PID="$pid"
+    # One "listening on" line per --bind.
+    LAUNCHED_URLS="$(tail -c "+$((offset + 1))" "$out" 2>/dev/null | sed -n 's/.*hearth listening on //p')"
     LAUNCHED_URL="${url:-http://$(url_host "$host"):$port}"
     if [[ "$LAUNCHED_URL" == http://0.0.0.0:* || "$LAUNCHED_URL" == "http://[::]:"* ]]; then
         LAUNCHED_URL="http://$(url_host "$host"):$port"
@@ -257,6 +268,9 @@ save_args
 if [[ $instances -eq 0 ]]; then
     if launch "$pid_file" "$log_dir" "${SRV_ARGS[@]}" --log-dir "$SRV_LOG_DIR" --pid-file "$pid_file"; then
         info "hearth started: pid $LAUNCHED_PID, $LAUNCHED_URL/"
+        while IFS= read -r u; do
+            if [[ -n "$u" ]]; then info "  url:      $u"; fi
+        done <<<"$LAUNCHED_URLS"
         info "  pid file: $pid_file"
         info "  logs:     $log_dir"
         exit 0

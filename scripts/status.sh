@@ -68,6 +68,10 @@ report() {
         url="http://$(url_host "$SRV_BIND"):$port"
     fi
     say "  listening:  $url (port $port)"
+    # Every bind of the last start ("==== ... start.sh" begins one in stdout.log).
+    while IFS= read -r u; do
+        if [[ -n "$u" && "${u%/}" != "${url%/}" ]]; then say "  also:       $u"; fi
+    done < <(awk '/^==== /{n=""} /hearth listening on /{sub(/.*hearth listening on /,""); n=n $0 "\n"} END{printf "%s", n}' "$dir/stdout.log" 2>/dev/null)
     say "  log dir:    $dir"
     host="$(connect_host "$SRV_BIND")"
     if [[ $SRV_REUSEPORT -eq 1 ]]; then
