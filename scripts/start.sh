@@ -256,6 +256,7 @@ launch() {
     LAUNCHED_PID="$pid"
     # One "listening on" line per --bind.
     LAUNCHED_URLS="$(tail -c "+$((offset + 1))" "$out" 2>/dev/null | sed -n 's/.*hearth listening on //p')"
+    if [[ -n "$LAUNCHED_URLS" ]]; then url="${LAUNCHED_URLS%%$'\n'*}"; url="${url%/}"; fi
     LAUNCHED_URL="${url:-http://$(url_host "$host"):$port}"
     if [[ "$LAUNCHED_URL" == http://0.0.0.0:* || "$LAUNCHED_URL" == "http://[::]:"* ]]; then
         LAUNCHED_URL="http://$(url_host "$host"):$port"

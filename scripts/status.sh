@@ -63,7 +63,8 @@ report() {
     url=""
     if url="$(listen_url_from_log "$dir/stdout.log")"; then
         # The server's own "listening on" line knows the real port (-p 0).
-        if [[ "$port" == 0 ]]; then port="$(port_of_url "$url")"; fi
+        # A --config file may set the port, which the flags above do not show.
+        if [[ "$port" == 0 || " ${PROC_ARGS[*]} " == *" --config "* ]]; then port="$(port_of_url "$url")"; fi
     else
         url="http://$(url_host "$SRV_BIND"):$port"
     fi
