@@ -165,6 +165,14 @@ fi
 # one (what systemd's LimitNOFILE= does for the unit).
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# A hearth.toml at the top of the checkout is the configuration file, unless
+# the flags name one (flags on the command line still override it).
+if [[ -f "$HEARTH_SRC/hearth.toml" && " ${user_flags[*]} " != *" --config"* ]]; then
+    info "using $HEARTH_SRC/hearth.toml (--config)"
+    user_flags=(--config "$HEARTH_SRC/hearth.toml" "${user_flags[@]}")
+    parse_server_flags "${user_flags[@]}"
+fi
+
 # ------------------------------------------------------------ foreground
 
 if [[ $foreground -eq 1 ]]; then
@@ -224,6 +232,7 @@ launch() {
         # file): its own word on the port, whatever -p said.
         if [[ -z "$url" ]]; then
             url="$(listen_url_from_log "$out" "$offset")" || url=""
+            url="${url%/}"
         fi
         if [[ -n "$url" ]] && port_open "$(host_of_url "$url")" "$(port_of_url "$url")"; then
             if [[ "$(pid_read "$pf" 2>/dev/null)" == "$pid" ]]; then
@@ -251,6 +260,8 @@ launch() {
     done
     LAUNCHED_PID="$pid"
     LAUNCHED_URL="$url"
+    # One "listening on" line per --bind; the URL is its first word.
+    LAUNCHED_URLS="$(tail -c "+$((offset + 1))" "$out" 2>/dev/null | sed -n 's/.*hearth listening on \([^ ]*\).*/\1/p')"
     return 0
 }
 
@@ -259,6 +270,9 @@ save_args
 if [[ $instances -eq 0 ]]; then
     if launch "$pid_file" "$log_dir" "${user_flags[@]}" "${added[@]}" --log-dir "$log_dir" --pid-file "$pid_file"; then
         info "hearth started: pid $LAUNCHED_PID, $LAUNCHED_URL/"
+        while IFS= read -r u; do
+            if [[ -n "$u" ]]; then info "  url:      $u"; fi
+        done <<<"$LAUNCHED_URLS"
         info "  pid file: $pid_file"
         info "  logs:     $log_dir"
         exit 0

@@ -61,9 +61,14 @@ report() {
         say "  (no 'hearth listening on' line in its stdout${out:+ $out}: cannot query it)"
         return 0
     fi
+    url="${url%/}"
     host="$(host_of_url "$url")"
     port="$(port_of_url "$url")"
     say "  listening:  $url/ (port $port)"
+    # One "listening on" line per --bind: name the others too.
+    while IFS= read -r u; do
+        if [[ -n "$u" && "${u%/}" != "$url" ]]; then say "  also:       $u"; fi
+    done < <(awk '/^==== /{n=""} /hearth listening on /{sub(/.*hearth listening on /,""); sub(/ .*/,""); n=n $0 "\n"} END{printf "%s", n}' "$out" 2>/dev/null)
     say "  log dir:    $(dirname "$out")"
     case " ${PROC_ARGS[*]} " in
         *" --reuseport "*)

@@ -59,14 +59,14 @@ pub struct Config {
     )]
     pub port: u16,
 
-    /// Address to bind.
+    /// Address to bind (repeatable; IPv6 too: `::1`, or `::` for IPv4 and IPv6 at once).
     #[arg(
         long,
         default_value = "0.0.0.0",
         value_name = "ADDR",
         help_heading = "Listening"
     )]
-    pub bind: IpAddr,
+    pub bind: Vec<IpAddr>,
 
     /// Document root.
     #[arg(
@@ -238,4 +238,13 @@ pub struct Config {
     /// wins (repeatable).
     #[arg(long = "error-page", value_name = "CODE=PATH", help_heading = "Files")]
     pub error_pages: Vec<String>,
+
+    /// TOML configuration file: keys are the long flag names, plus `[[vhost]]` and
+    /// `[[headers]]` tables; flags on the command line override it. SIGHUP reloads it.
+    #[arg(long, value_name = "FILE", help_heading = "Operations")]
+    pub config: Option<PathBuf>,
+
+    /// Validate the flags and the configuration file, print `configuration ok`, exit.
+    #[arg(long, help_heading = "Operations")]
+    pub check: bool,
 }

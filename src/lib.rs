@@ -10,6 +10,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod config_file;
 pub mod conn;
 pub mod files;
 pub mod format;
@@ -17,6 +18,7 @@ pub mod handler;
 pub mod http;
 pub mod logging;
 pub mod reactor;
+pub mod reload;
 pub mod reply;
 pub mod routes;
 pub mod server;

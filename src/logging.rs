@@ -171,7 +171,7 @@ impl Logs {
         let mut loggers: Vec<Box<dyn SharedLogger>> = Vec::new();
         if io::stderr().is_terminal() {
             loggers.push(TermLogger::new(
-                cfg.log_level,
+                log::LevelFilter::Trace,
                 lcfg.clone(),
                 TerminalMode::Stderr,
                 ColorChoice::Auto,
@@ -214,7 +214,7 @@ impl Logs {
             };
             logs.server = Some(server);
             loggers.push(WriteLogger::new(
-                cfg.log_level,
+                log::LevelFilter::Trace,
                 lcfg,
                 ServerSink {
                     line: Vec::new(),
@@ -223,7 +223,11 @@ impl Logs {
             ));
         }
         // A second init in the same process (tests) keeps the first logger.
-        let _ = CombinedLogger::init(loggers);
+        // The loggers pass everything and the global maximum filters, so a
+        // configuration reload can change the level with `log::set_max_level`.
+        if CombinedLogger::init(loggers).is_ok() {
+            log::set_max_level(cfg.log_level);
+        }
         Ok(logs)
     }
 

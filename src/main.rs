@@ -1,19 +1,24 @@
-//! The `hearth` daemon: parse flags, set up logging, run the server.
+//! The `hearth` daemon: parse flags and the configuration file, set up logging, run
+//! the server.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
+use hearth::config_file::{self, LoadError, Loaded};
 use hearth::logging::Logs;
+use hearth::reload::Reloader;
+use hearth::settings::Settings;
+use hearth::site::Sites;
 use hearth::sys::SignalFd;
-use hearth::{Config, Server, StartError};
+use hearth::{Server, StartError};
 
 fn main() -> ExitCode {
-    let cfg = match Config::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let loaded = match config_file::load(&argv) {
+        Ok(l) => l,
+        Err(LoadError::Args(e)) => {
             let _ = e.print();
             return if e.use_stderr() {
                 ExitCode::from(2)
@@ -21,7 +26,15 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             };
         }
+        Err(LoadError::Config(e)) => {
+            eprintln!("hearth: {e}");
+            return ExitCode::from(2);
+        }
     };
+    if loaded.config.check {
+        return check(&loaded);
+    }
+    let cfg = &loaded.config;
     if !cfg.root.is_dir() {
         eprintln!("hearth: {}", root_problem(&cfg.root));
         return ExitCode::from(2);
@@ -35,14 +48,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let logs = match Logs::init(&cfg) {
+    let logs = match Logs::init(cfg) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("hearth: log files in {:?}: {e}", cfg.log_dir);
             return ExitCode::from(1);
         }
     };
-    let server = match Server::bind(&cfg, Some(signals), Some(logs)) {
+    let reloader = Reloader::new(argv, &loaded);
+    let server = match Server::bind_loaded(&loaded, reloader, Some(signals), Some(logs)) {
         Ok(s) => s,
         Err(e) => {
             log::error!("{e}");
@@ -54,7 +68,9 @@ fn main() -> ExitCode {
         }
     };
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "{}", listening_line(server.local_addr()));
+    for addr in server.local_addrs() {
+        let _ = writeln!(out, "{}", listening_line(*addr));
+    }
     // For the scripts (stop.sh waits --grace, status.sh fetches the pages) and for
     // a person reading stdout.log: what was chosen, as the server understood it.
     let _ = writeln!(
@@ -95,6 +111,24 @@ fn root_problem(root: &Path) -> String {
     }
 }
 
+/// `--check`: validates the settings and builds the sites (roots, headers), like
+/// `nginx -t`.
+fn check(loaded: &Loaded) -> ExitCode {
+    let result = Settings::from_config(&loaded.config, 1024)
+        .map_err(|e| loaded.locate(e))
+        .and_then(|s| Sites::build(loaded, s.file_fds));
+    match result {
+        Ok(_) => {
+            println!("configuration ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hearth: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// The address a person on this host can open: a wildcard bind is reached through
 /// loopback (`0.0.0.0` as 127.0.0.1, `::` as `[::1]`).
 fn reachable(addr: SocketAddr) -> SocketAddr {
@@ -114,8 +148,8 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 fn listening_line(bound: SocketAddr) -> String {
     let url = reachable(bound);
     if url == bound {
-        format!("hearth listening on http://{url}")
+        format!("hearth listening on http://{url}/")
     } else {
-        format!("hearth listening on http://{url} (bound to {bound})")
+        format!("hearth listening on http://{url}/ (bound to {bound})")
     }
 }

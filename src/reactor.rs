@@ -16,6 +16,7 @@ use crate::clock;
 use crate::conn::{Conn, State, Token};
 use crate::http::response;
 use crate::logging::Logs;
+use crate::reload::Reloader;
 use crate::shared::{Batch, Link, Notice, Shared};
 use crate::sys::{self, Event, SignalFd, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
 use crate::timer::Timers;
@@ -56,6 +57,8 @@ pub struct Control {
     pub signals: Option<SignalFd>,
     /// Kept alive for SIGHUP reopening.
     pub logs: Option<Arc<Logs>>,
+    /// Reloads the configuration file on SIGHUP, when there is one.
+    pub reload: Option<Reloader>,
 }
 
 /// One reactor's state; lives on its own thread.
@@ -202,10 +205,15 @@ impl Reactor {
         };
         while let Some(sig) = signals.next() {
             match sig {
-                libc::SIGHUP => match &control.logs {
-                    Some(l) => l.reopen(),
-                    None => log::info!("SIGHUP: no log files to reopen"),
-                },
+                libc::SIGHUP => {
+                    match &control.logs {
+                        Some(l) => l.reopen(),
+                        None => log::info!("SIGHUP: no log files to reopen"),
+                    }
+                    if let Some(r) = &control.reload {
+                        r.reload(&self.shared);
+                    }
+                }
                 _ => {
                     log::info!("signal {sig}: stopping gracefully");
                     self.shared.request_stop();

@@ -9,12 +9,13 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::Config;
-use crate::files;
+use crate::config_file::Loaded;
 use crate::logging::Logs;
 use crate::reactor::{Control, Listeners, Reactor};
+use crate::reload::Reloader;
 use crate::settings::{ConfigError, Settings};
 use crate::shared::{Batch, Link, Notice, Shared};
-use crate::site::{Site, Sites};
+use crate::site::Sites;
 use crate::sys::{self, SignalFd};
 use crate::worker::Worker;
 
@@ -35,8 +36,9 @@ pub enum Spread {
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<Listeners>,
-    local: SocketAddr,
+    local: Vec<SocketAddr>,
     signals: Option<SignalFd>,
+    reloader: Option<Reloader>,
     notices: Vec<Receiver<Notice>>,
     queue_tx: Sender<Batch>,
     queue_rx: Receiver<Batch>,
@@ -78,21 +80,39 @@ impl Server {
         signals: Option<SignalFd>,
         logs: Option<Logs>,
     ) -> Result<Server, StartError> {
+        Self::bind_loaded(&Loaded::from_config(cfg.clone()), None, signals, logs)
+    }
+
+    /// As [`Server::bind`], for a configuration that may come from a file (with
+    /// vhosts and header rules); with `reloader`, SIGHUP reloads that file.
+    pub fn bind_loaded(
+        loaded: &Loaded,
+        reloader: Option<Reloader>,
+        signals: Option<SignalFd>,
+        logs: Option<Logs>,
+    ) -> Result<Server, StartError> {
+        let cfg = &loaded.config;
         sys::ignore_sigpipe();
         let nofile = sys::raise_nofile_limit().unwrap_or(1024);
-        let settings = Settings::from_config(cfg, nofile).map_err(StartError::Config)?;
-        let fd_budget = files::descriptor_budget(nofile, settings.max_conns, settings.workers);
-        let site = Site::from_config(cfg, Vec::new(), fd_budget).map_err(StartError::Config)?;
-        let sites = Sites::single(site);
-        let addr = SocketAddr::new(cfg.bind, cfg.port);
+        let settings =
+            Settings::from_config(cfg, nofile).map_err(|e| StartError::Config(loaded.locate(e)))?;
+        let sites = Sites::build(loaded, settings.file_fds).map_err(StartError::Config)?;
+        let addrs: Vec<SocketAddr> = cfg
+            .bind
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, cfg.port))
+            .collect();
         let spread = if cfg.accept_reuseport {
             Spread::ReusePort
         } else {
             Spread::Exclusive
         };
-        let listeners = bind_all(&[addr], settings.reactors, spread, cfg)?;
-        let local = listeners[0].sockets[0]
-            .local_addr()
+        let listeners = bind_all(&addrs, settings.reactors, spread, cfg)?;
+        let local = listeners[0]
+            .sockets
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<io::Result<_>>()
             .map_err(io_error("local address"))?;
         let (queue_tx, queue_rx) = crossbeam_channel::unbounded();
         let mut links = Vec::with_capacity(settings.reactors);
@@ -111,6 +131,7 @@ impl Server {
             listeners,
             local,
             signals,
+            reloader,
             notices,
             queue_tx,
             queue_rx,
@@ -120,9 +141,14 @@ impl Server {
         })
     }
 
-    /// The bound address (with the real port when 0 was asked for).
+    /// The first bound address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.local[0]
+    }
+
+    /// Every bound address, in `--bind` order.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local
     }
 
     /// Worker threads it will run.
@@ -149,7 +175,7 @@ impl Server {
         log::info!(
             "hearth {} listening on {} root={} threads={} reactors={} max_conns={}{}",
             env!("CARGO_PKG_VERSION"),
-            self.local,
+            self.local[0],
             self.shared
                 .sites
                 .load()
@@ -180,11 +206,13 @@ impl Server {
         let mut reactors = Vec::with_capacity(s.reactors);
         let mut first = None;
         let mut signals = self.signals;
+        let mut reloader = self.reloader;
         let parts = self.listeners.into_iter().zip(self.notices).enumerate();
         for (id, (listeners, notices)) in parts {
             let control = (id == 0).then(|| Control {
                 signals: signals.take(),
                 logs: logs.clone(),
+                reload: reloader.take(),
             });
             let r = Reactor::new(
                 id,
@@ -244,10 +272,28 @@ fn bind_all(
     let opts = sys::ListenOptions {
         backlog: cfg.backlog,
         reuseport: cfg.reuseport || per_reactor,
+        v6only: true,
     };
+    // `::` alone is dual-stack; beside an IPv4 bind it takes IPv6 only, or the two
+    // would claim the same IPv4 port and the second bind would fail.
+    let any_v4 = addrs.iter().any(SocketAddr::is_ipv4);
     let mut bound: Vec<TcpListener> = Vec::with_capacity(addrs.len());
     for addr in addrs {
-        let l = sys::listen(*addr, opts).map_err(io_error(&format!("listen on {addr}")))?;
+        let mut addr = *addr;
+        // Port 0: every address gets the port the first one got.
+        if let Some(first) = bound.first().filter(|_| addr.port() == 0) {
+            addr.set_port(
+                first
+                    .local_addr()
+                    .map_err(io_error("local address"))?
+                    .port(),
+            );
+        }
+        let opts = sys::ListenOptions {
+            v6only: v6only(&addr, any_v4),
+            ..opts
+        };
+        let l = sys::listen(addr, opts).map_err(io_error(&format!("listen on {addr}")))?;
         bound.push(l);
     }
     let first = Listeners {
@@ -268,6 +314,10 @@ fn bind_all(
         let mut own = Vec::with_capacity(addrs.len());
         for s in first.sockets.iter() {
             let addr = s.local_addr().map_err(io_error("local address"))?;
+            let opts = sys::ListenOptions {
+                v6only: v6only(&addr, any_v4),
+                ..opts
+            };
             let l = sys::listen(addr, opts).map_err(io_error(&format!("listen on {addr}")))?;
             own.push(l);
         }
@@ -277,6 +327,11 @@ fn bind_all(
         });
     }
     Ok(all)
+}
+
+/// Whether the socket for `addr` takes IPv6 only: all but a `::` with no IPv4 bind.
+fn v6only(addr: &SocketAddr, any_v4: bool) -> bool {
+    !(addr.is_ipv6() && addr.ip().is_unspecified() && !any_v4)
 }
 
 /// Writes this process's id to `path` atomically (a reader never sees a partial

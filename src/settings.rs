@@ -89,6 +89,8 @@ pub struct Settings {
     pub reactors: usize,
     /// Connection limit.
     pub max_conns: usize,
+    /// Open descriptors the file caches of all sites may hold together.
+    pub file_fds: usize,
     /// Grace period on stop.
     pub grace_ms: u64,
     /// Wait for EPOLLOUT before the first write of every response.
@@ -217,6 +219,7 @@ impl Settings {
             workers,
             reactors,
             max_conns,
+            file_fds: crate::files::descriptor_budget(nofile, max_conns, workers),
             grace_ms: cfg.grace * 1000,
             defer_write: cfg.defer_write,
         })

@@ -6,42 +6,12 @@
 //! reload builds a new one and swaps it in (see `Shared::sites`), so a request sees
 //! one consistent configuration from start to end.
 
-use globset::GlobMatcher;
-
 use crate::config::Config;
+use crate::config_file::Loaded;
+pub use crate::config_file::PathRule;
 use crate::files::Files;
 use crate::routes::{ErrorPages, TryFiles};
 use crate::settings::{header_line, ConfigError};
-
-/// Headers added to responses whose path matches a glob (`[[headers]]`).
-#[derive(Debug, Clone)]
-pub struct PathRule {
-    /// Matches the normalised path without its leading slash (`assets/app.js`).
-    pub glob: GlobMatcher,
-    /// `(name, encoded "Name: value\r\n" line)` in the order given.
-    pub set: Vec<(String, Vec<u8>)>,
-}
-
-impl PathRule {
-    /// A rule for `pattern` (which starts with `/`) setting `headers`; refuses
-    /// malformed globs and the headers [`header_line`] refuses.
-    pub fn new(pattern: &str, headers: &[(String, String)]) -> Result<PathRule, ConfigError> {
-        let Some(rel) = pattern.strip_prefix('/') else {
-            return Err(ConfigError(format!("path {pattern:?} must start with '/'")));
-        };
-        // `*` stays inside one segment and `**` crosses them, as in .gitignore.
-        let glob = globset::GlobBuilder::new(rel)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| ConfigError(format!("path {pattern:?}: {e}")))?
-            .compile_matcher();
-        let set = headers
-            .iter()
-            .map(|(n, v)| Ok((n.clone(), header_line(&format!("{n}: {v}"))?)))
-            .collect::<Result<_, ConfigError>>()?;
-        Ok(PathRule { glob, set })
-    }
-}
 
 /// One site: where files come from and the headers its responses carry.
 #[derive(Debug)]
@@ -164,6 +134,28 @@ impl Sites {
             default,
             vhosts: named,
         })
+    }
+
+    /// The sites of a loaded configuration: every root opened, every header checked;
+    /// their file caches share `fd_budget` open descriptors.
+    pub fn build(loaded: &Loaded, fd_budget: usize) -> Result<Sites, ConfigError> {
+        let fd_budget = fd_budget / (1 + loaded.vhosts.len());
+        let default = Site::from_config(&loaded.config, loaded.rules.clone(), fd_budget)
+            .map_err(|e| loaded.locate(e))?;
+        let mut vhosts = Vec::with_capacity(loaded.vhosts.len());
+        for v in &loaded.vhosts {
+            let site = Site::from_config(&v.config, v.rules.clone(), fd_budget).map_err(|e| {
+                let file = loaded.file.as_deref().unwrap_or(std::path::Path::new("-"));
+                ConfigError(format!(
+                    "{}:{}: vhost {:?}: {e}",
+                    file.display(),
+                    v.line,
+                    v.host
+                ))
+            })?;
+            vhosts.push((v.host.clone(), site));
+        }
+        Sites::new(default, vhosts)
     }
 
     /// Only a default site.

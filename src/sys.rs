@@ -164,6 +164,9 @@ pub struct ListenOptions {
     pub backlog: i32,
     /// Set `SO_REUSEPORT` so several processes can share the port.
     pub reuseport: bool,
+    /// For an IPv6 address: accept IPv6 only (`IPV6_V6ONLY` on). Off, `::` also
+    /// takes IPv4 connections (as v4-mapped addresses).
+    pub v6only: bool,
 }
 
 /// Creates a non-blocking, close-on-exec listening socket with `SO_REUSEADDR`.
@@ -188,6 +191,11 @@ pub fn listen(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> 
     // setsockopt per connection. Responses are written whole (writev, or a head sent
     // with MSG_MORE before sendfile), so Nagle would only delay pipelined responses.
     setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    if addr.is_ipv6() {
+        // Set either way: the default comes from net.ipv6.bindv6only, which varies.
+        let only = i32::from(opts.v6only);
+        setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, only)?;
+    }
     // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let len = match addr {

@@ -85,6 +85,7 @@ impl TestServer {
         let addr = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("http://"))
+            .map(|a| a.trim_end_matches('/'))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| {
                 let _ = child.kill();

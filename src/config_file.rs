@@ -1,0 +1,518 @@
+//! The `--config FILE` (TOML) layer under the command line.
+//!
+//! A top-level key is a long flag name and becomes command-line arguments placed
+//! before the real ones (`port = 80` -> `--port=80`, an array repeats the flag,
+//! `true` -> `--flag`, `false` -> nothing), so clap parses and validates both in one
+//! pass and every flag is a key without a second list of names. Each key is first
+//! parsed alone, so an error names the key and its line. A flag given on the command
+//! line replaces the file's value, repeatable flags included.
+//!
+//! `[[vhost]]` tables are the top-level configuration with the table's keys applied
+//! on top (only the per-site keys in [`SITE_KEYS`]); `[[headers]]` tables (and
+//! `[[vhost.headers]]`) add headers to responses whose path matches a glob.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches};
+use globset::GlobMatcher;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::config::Config;
+use crate::settings::{header_line, ConfigError};
+
+/// Keys a `[[vhost]]` table may set: what a site answers requests with. Every other
+/// flag applies to the whole process (and needs a restart to change).
+pub const SITE_KEYS: &[&str] = &[
+    "root",
+    "follow-symlinks",
+    "autoindex",
+    "cors",
+    "cache-control",
+    "header",
+    "try-files",
+    "error-page",
+    "precompressed",
+];
+
+/// Flags that make no sense inside the file.
+const NOT_KEYS: &[&str] = &["config", "check", "help", "version"];
+
+/// Headers added to responses whose path matches a glob (`[[headers]]`).
+#[derive(Debug, Clone)]
+pub struct PathRule {
+    /// Matches the normalised path without its leading slash (`assets/app.js`).
+    pub glob: GlobMatcher,
+    /// `(name, encoded "Name: value\r\n" line)` in the order given.
+    pub set: Vec<(String, Vec<u8>)>,
+}
+
+impl PathRule {
+    /// A rule for `pattern` (which starts with `/`) setting `headers`; refuses
+    /// malformed globs and the headers [`header_line`] refuses (framing, hop-by-hop).
+    pub fn new(pattern: &str, headers: &[(String, String)]) -> Result<PathRule, ConfigError> {
+        let Some(rel) = pattern.strip_prefix('/') else {
+            return Err(ConfigError(format!("path {pattern:?} must start with '/'")));
+        };
+        // `*` stays inside one segment and `**` crosses them, as in .gitignore.
+        let glob = globset::GlobBuilder::new(rel)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| ConfigError(format!("path {pattern:?}: {e}")))?
+            .compile_matcher();
+        let set = headers
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), header_line(&format!("{n}: {v}"))?)))
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(PathRule { glob, set })
+    }
+}
+
+/// One `[[vhost]]` table.
+#[derive(Debug, Clone)]
+pub struct Vhost {
+    /// The host name it answers (no port).
+    pub host: String,
+    /// The top-level configuration with the table's keys applied.
+    pub config: Config,
+    /// Its `[[vhost.headers]]` rules, or the top-level ones when it has none.
+    pub rules: Vec<PathRule>,
+    /// Where the table starts, for error messages.
+    pub line: usize,
+}
+
+/// A configuration: the command line over the file, if there is one.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The merged top-level configuration.
+    pub config: Config,
+    /// The `[[vhost]]` tables in file order.
+    pub vhosts: Vec<Vhost>,
+    /// The top-level `[[headers]]` rules in file order.
+    pub rules: Vec<PathRule>,
+    /// The file, when `--config` was given.
+    pub file: Option<PathBuf>,
+    /// Every flag's effective raw values, by long name (to tell what a reload changed).
+    pub values: BTreeMap<String, Vec<OsString>>,
+    /// Lines of the file's top-level keys.
+    lines: BTreeMap<String, usize>,
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The command line itself (or `--help`/`--version`): print as clap does.
+    Args(clap::Error),
+    /// The file or a value in it (exit code 2).
+    Config(ConfigError),
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadError::Args(e) => write!(f, "{}", first_line(&e.to_string())),
+            LoadError::Config(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<ConfigError> for LoadError {
+    fn from(e: ConfigError) -> LoadError {
+        LoadError::Config(e)
+    }
+}
+
+impl Loaded {
+    /// A configuration that came from flags alone (no file).
+    pub fn from_config(config: Config) -> Loaded {
+        Loaded {
+            config,
+            vhosts: Vec::new(),
+            rules: Vec::new(),
+            file: None,
+            values: BTreeMap::new(),
+            lines: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the file name and line to an error found after parsing (a bad
+    /// `--header` value, a missing root) when the file set that key.
+    pub fn locate(&self, e: ConfigError) -> ConfigError {
+        let Some(file) = &self.file else { return e };
+        let key = self.lines.iter().find(|(k, _)| {
+            e.0.starts_with(&format!("--{k} ")) || e.0.starts_with(&format!("{k} "))
+        });
+        match key {
+            Some((k, line)) => ConfigError(format!("{}:{line}: {k}: {}", file.display(), e.0)),
+            None => e,
+        }
+    }
+}
+
+/// Parses `argv` (program name first) and the `--config` file it names, if any.
+pub fn load(argv: &[OsString]) -> Result<Loaded, LoadError> {
+    let cmd = Config::command();
+    let cli = cmd
+        .clone()
+        .try_get_matches_from(argv)
+        .map_err(LoadError::Args)?;
+    let config = Config::from_arg_matches(&cli).map_err(LoadError::Args)?;
+    let Some(path) = config.config.clone() else {
+        let values = raw_values(&cli);
+        return Ok(Loaded {
+            values,
+            ..Loaded::from_config(config)
+        });
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    let file = parse_file(&path, &text)?;
+    let on_cli: BTreeSet<String> = cmd
+        .get_arguments()
+        .filter(|a| cli.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    let (config, values) = merge(&file.keys, &BTreeMap::new(), &on_cli, argv)?;
+    let mut vhosts = Vec::with_capacity(file.vhosts.len());
+    for v in file.vhosts {
+        let (config, _) = merge(&file.keys, &v.keys, &on_cli, argv)?;
+        let rules = v.rules.unwrap_or_else(|| file.rules.clone());
+        vhosts.push(Vhost {
+            host: v.host,
+            config,
+            rules,
+            line: v.line,
+        });
+    }
+    Ok(Loaded {
+        config,
+        vhosts,
+        rules: file.rules,
+        file: Some(path),
+        values,
+        lines: file.keys.iter().map(|(k, a)| (k.clone(), a.line)).collect(),
+    })
+}
+
+/// The arguments of one key and where it was.
+#[derive(Debug, Clone)]
+struct KeyArgs {
+    args: Vec<OsString>,
+    line: usize,
+}
+
+/// A parsed `[[vhost]]` table.
+struct RawVhost {
+    host: String,
+    keys: BTreeMap<String, KeyArgs>,
+    rules: Option<Vec<PathRule>>,
+    line: usize,
+}
+
+/// What the file holds, each key already checked on its own.
+struct File {
+    keys: BTreeMap<String, KeyArgs>,
+    vhosts: Vec<RawVhost>,
+    rules: Vec<PathRule>,
+}
+
+/// `base` keys not overridden by `top` or the command line, then the command line,
+/// then `top` (a vhost's keys), parsed once. Flags may repeat here, the later
+/// winning, because the layers were merged key by key.
+fn merge(
+    base: &BTreeMap<String, KeyArgs>,
+    top: &BTreeMap<String, KeyArgs>,
+    on_cli: &BTreeSet<String>,
+    argv: &[OsString],
+) -> Result<(Config, BTreeMap<String, Vec<OsString>>), LoadError> {
+    let mut all: Vec<OsString> = vec![argv.first().cloned().unwrap_or_else(|| "hearth".into())];
+    for (k, a) in base {
+        if !on_cli.contains(k) && !top.contains_key(k) {
+            all.extend(a.args.iter().cloned());
+        }
+    }
+    all.extend(argv.iter().skip(1).cloned());
+    for a in top.values() {
+        all.extend(a.args.iter().cloned());
+    }
+    let m = Config::command()
+        .args_override_self(true)
+        .try_get_matches_from(all)
+        .map_err(LoadError::Args)?;
+    let config = Config::from_arg_matches(&m).map_err(LoadError::Args)?;
+    Ok((config, raw_values(&m)))
+}
+
+/// Every flag's raw values in `m`, by long name.
+fn raw_values(m: &ArgMatches) -> BTreeMap<String, Vec<OsString>> {
+    let cmd = Config::command();
+    cmd.get_arguments()
+        .filter_map(|a| {
+            let long = a.get_long()?;
+            let raw = m.try_get_raw(a.get_id().as_str()).ok().flatten();
+            Some((
+                long.to_string(),
+                raw.map(|r| r.map(|v| v.to_owned()).collect())
+                    .unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+/// Line (from 1) of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// An error about `key` at `line` of `path`.
+fn at(path: &Path, line: usize, key: &str, msg: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("{}:{line}: {key}: {msg}", path.display()))
+}
+
+fn first_line(s: &str) -> &str {
+    let s = s.trim_start_matches("error: ");
+    s.lines().next().unwrap_or(s).trim()
+}
+
+/// Parses the TOML text and checks every key.
+fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
+    let doc = DeTable::parse(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_of(text, s.start));
+        ConfigError(format!("{}:{line}: {}", path.display(), e.message()))
+    })?;
+    let cmd = Config::command();
+    let mut file = File {
+        keys: BTreeMap::new(),
+        vhosts: Vec::new(),
+        rules: Vec::new(),
+    };
+    for (k, v) in doc.get_ref() {
+        let key: &str = k.get_ref();
+        let line = line_of(text, k.span().start);
+        match key {
+            "vhost" => {
+                for t in tables(path, line, key, v)? {
+                    file.vhosts.push(vhost(&cmd, path, text, t)?);
+                }
+            }
+            "headers" => file.rules = rules(path, text, line, key, v)?,
+            _ => {
+                let args = key_args(&cmd, key, v.get_ref()).map_err(|m| at(path, line, key, m))?;
+                file.keys.insert(key.to_string(), KeyArgs { args, line });
+            }
+        }
+    }
+    Ok(file)
+}
+
+/// The tables of an array of tables (`[[name]]`).
+fn tables<'a, 'i>(
+    path: &Path,
+    line: usize,
+    key: &str,
+    v: &'a Spanned<DeValue<'i>>,
+) -> Result<Vec<&'a Spanned<DeValue<'i>>>, ConfigError> {
+    let wrong = || at(path, line, key, format!("expected [[{key}]] tables"));
+    let arr = v.get_ref().as_array().ok_or_else(wrong)?;
+    if arr.iter().any(|t| !t.get_ref().is_table()) {
+        return Err(wrong());
+    }
+    Ok(arr.iter().collect())
+}
+
+/// One `[[vhost]]` table: `host`, per-site keys, `[[vhost.headers]]`.
+fn vhost(
+    cmd: &clap::Command,
+    path: &Path,
+    text: &str,
+    t: &Spanned<DeValue<'_>>,
+) -> Result<RawVhost, ConfigError> {
+    let table_line = line_of(text, t.span().start);
+    let mut v = RawVhost {
+        host: String::new(),
+        keys: BTreeMap::new(),
+        rules: None,
+        line: table_line,
+    };
+    for (k, val) in t.get_ref().as_table().into_iter().flatten() {
+        let key: &str = k.get_ref();
+        let line = line_of(text, k.span().start);
+        match key {
+            "host" => match val.get_ref().as_str() {
+                Some(h) if !h.is_empty() => v.host = h.to_string(),
+                _ => return Err(at(path, line, "host", "expected a host name string")),
+            },
+            "headers" => v.rules = Some(rules(path, text, line, "vhost.headers", val)?),
+            _ if !SITE_KEYS.contains(&key) && is_flag(cmd, key) => {
+                let msg = "not allowed in [[vhost]]: it applies to the whole server";
+                return Err(at(path, line, key, msg));
+            }
+            _ => {
+                let args = key_args(cmd, key, val.get_ref()).map_err(|m| at(path, line, key, m))?;
+                v.keys.insert(key.to_string(), KeyArgs { args, line });
+            }
+        }
+    }
+    if v.host.is_empty() {
+        return Err(at(path, table_line, "vhost", "missing `host = \"name\"`"));
+    }
+    Ok(v)
+}
+
+/// `[[headers]]` tables: `path = "/glob"`, `set = { "Name" = "value" }`.
+fn rules(
+    path: &Path,
+    text: &str,
+    line: usize,
+    key: &str,
+    v: &Spanned<DeValue<'_>>,
+) -> Result<Vec<PathRule>, ConfigError> {
+    let mut out = Vec::new();
+    for t in tables(path, line, key, v)? {
+        let line = line_of(text, t.span().start);
+        let (mut glob, mut set) = (None, Vec::new());
+        for (k, val) in t.get_ref().as_table().into_iter().flatten() {
+            let name: &str = k.get_ref();
+            let kline = line_of(text, k.span().start);
+            match (name, val.get_ref()) {
+                ("path", DeValue::String(p)) => glob = Some(p.to_string()),
+                ("set", DeValue::Table(h)) => {
+                    for (hn, hv) in h {
+                        let Some(value) = hv.get_ref().as_str() else {
+                            return Err(at(path, kline, "set", "header values are strings"));
+                        };
+                        set.push((hn.get_ref().to_string(), value.to_string()));
+                    }
+                }
+                ("path", _) => return Err(at(path, kline, name, "expected a string")),
+                ("set", _) => return Err(at(path, kline, name, "expected a table")),
+                _ => return Err(at(path, kline, name, format!("unknown key in [[{key}]]"))),
+            }
+        }
+        let glob = glob.ok_or_else(|| at(path, line, key, "missing `path = \"/glob\"`"))?;
+        out.push(PathRule::new(&glob, &set).map_err(|e| at(path, line, key, e))?);
+    }
+    Ok(out)
+}
+
+/// Whether `key` is the long name of a flag of `cmd`.
+fn is_flag(cmd: &clap::Command, key: &str) -> bool {
+    cmd.get_arguments().any(|a| a.get_long() == Some(key))
+}
+
+/// The command-line arguments one file key stands for, checked by parsing them
+/// alone; the error is a message without the key and line.
+pub fn key_args(cmd: &clap::Command, key: &str, v: &DeValue<'_>) -> Result<Vec<OsString>, String> {
+    let arg = cmd
+        .get_arguments()
+        .find(|a| a.get_long() == Some(key) && !NOT_KEYS.contains(&key))
+        .ok_or_else(|| "unknown key".to_string())?;
+    let flag = matches!(arg.get_action(), ArgAction::SetTrue);
+    let scalar = |v: &DeValue<'_>| -> Result<String, String> {
+        match v {
+            DeValue::String(s) => Ok(s.to_string()),
+            DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
+                .map(|n| n.to_string())
+                .map_err(|e| e.to_string()),
+            other => Err(format!(
+                "expected a string or an integer, not {}",
+                other.type_str()
+            )),
+        }
+    };
+    let args = match v {
+        DeValue::Boolean(true) => vec![format!("--{key}")],
+        DeValue::Boolean(false) if flag => Vec::new(),
+        DeValue::Boolean(false) => return Err("expected a value, not false".into()),
+        DeValue::Array(items) => items
+            .iter()
+            .map(|i| scalar(i.get_ref()).map(|s| format!("--{key}={s}")))
+            .collect::<Result<_, _>>()?,
+        _ if flag => return Err(format!("expected true or false, not {}", v.type_str())),
+        other => vec![format!("--{key}={}", scalar(other)?)],
+    };
+    let args: Vec<OsString> = args.into_iter().map(OsString::from).collect();
+    let argv = std::iter::once(OsString::from("hearth")).chain(args.iter().cloned());
+    match cmd.clone().try_get_matches_from(argv) {
+        Ok(_) => Ok(args),
+        Err(e) => Err(first_line(&e.to_string()).to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(toml_value: &str, key: &str) -> Result<Vec<String>, String> {
+        let text = format!("{key} = {toml_value}");
+        let doc = DeTable::parse(&text).unwrap();
+        let (_, v) = doc.get_ref().iter().next().unwrap();
+        let out = key_args(&Config::command(), key, v.get_ref())?;
+        Ok(out.into_iter().map(|a| a.into_string().unwrap()).collect())
+    }
+
+    #[test]
+    fn values_become_flags() {
+        assert_eq!(args("8080", "port").unwrap(), ["--port=8080"]);
+        assert_eq!(args("0x10", "port").unwrap(), ["--port=16"]);
+        assert_eq!(args("\"/srv\"", "root").unwrap(), ["--root=/srv"]);
+        assert_eq!(args("true", "autoindex").unwrap(), ["--autoindex"]);
+        assert!(args("false", "autoindex").unwrap().is_empty());
+        assert_eq!(args("true", "cors").unwrap(), ["--cors"]);
+        assert_eq!(
+            args("[\"A: 1\", \"B: 2\"]", "header").unwrap(),
+            ["--header=A: 1", "--header=B: 2"]
+        );
+        assert_eq!(
+            args("[\"::1\", \"127.0.0.1\"]", "bind").unwrap(),
+            ["--bind=::1", "--bind=127.0.0.1"]
+        );
+        // A value starting with '-' stays a value.
+        assert_eq!(
+            args("\"-x\"", "cache-control").unwrap(),
+            ["--cache-control=-x"]
+        );
+    }
+
+    #[test]
+    fn bad_keys_and_values() {
+        assert_eq!(args("1", "nonsense").unwrap_err(), "unknown key");
+        assert_eq!(args("\"x\"", "config").unwrap_err(), "unknown key");
+        assert!(args("\"abc\"", "port")
+            .unwrap_err()
+            .contains("invalid value"));
+        assert!(args("70000", "port").unwrap_err().contains("invalid value"));
+        assert!(args("\"yes\"", "autoindex")
+            .unwrap_err()
+            .contains("true or false"));
+        assert!(args("false", "port").unwrap_err().contains("not false"));
+        assert!(args("1.5", "port").unwrap_err().contains("float"));
+        assert!(args("[1, 2]", "port").is_err());
+        assert!(args("{ a = 1 }", "root").is_err());
+    }
+
+    #[test]
+    fn file_errors_name_key_and_line() {
+        let p = Path::new("h.toml");
+        let e = |t: &str| parse_file(p, t).err().unwrap().0;
+        assert_eq!(e("port = 1\nbogus = 2\n"), "h.toml:2: bogus: unknown key");
+        assert!(e("\n\nport = \"x\"\n").starts_with("h.toml:3: port: invalid value"));
+        assert!(e("[[vhost]]\nhost = \"a\"\nthreads = 2\n").starts_with("h.toml:3: threads"));
+        assert!(e("[[vhost]]\nroot = \"/\"\n").contains("missing `host"));
+        let reserved = "[[headers]]\npath = \"/**\"\nset = { Connection = \"x\" }\n";
+        assert!(e(reserved).starts_with("h.toml:1: headers:"));
+        assert!(e("port = \n").starts_with("h.toml:1:"));
+        let ok = "port = 1\n[[headers]]\npath = \"/a/**\"\nset = { X-A = \"1\" }\n\
+                  [[vhost]]\nhost = \"a.example\"\nroot = \"/tmp\"\n";
+        let f = parse_file(p, ok).unwrap();
+        assert_eq!((f.rules.len(), f.vhosts.len()), (1, 1));
+        assert_eq!(f.vhosts[0].keys["root"].line, 7);
+    }
+}
