@@ -5,6 +5,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -171,72 +172,18 @@ impl Server {
     /// Starts the workers and the extra reactors, runs reactor 0 on this thread
     /// until stopped, and waits for the others.
     pub fn run(self) -> io::Result<()> {
-        let s = &self.shared.settings;
-        log::info!(
-            "hearth {} listening on {} root={} threads={} reactors={} max_conns={}{}",
-            env!("CARGO_PKG_VERSION"),
-            self.local[0],
-            self.shared
-                .sites
-                .load()
-                .default_site()
-                .files
-                .root()
-                .display(),
-            s.workers,
-            s.reactors,
-            s.max_conns,
-            if self.reuseport { " reuseport" } else { "" }
-        );
+        self.log_start();
         let logs = self.logs.map(Arc::new);
-        let mut workers = Vec::with_capacity(s.workers);
-        for i in 0..s.workers {
-            let w = Worker::new(
-                self.shared.clone(),
-                logs.as_deref().and_then(Logs::access_writer),
-            );
-            let rx = self.queue_rx.clone();
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("hearth-w{i}"))
-                    .spawn(move || w.run(rx))?,
-            );
-        }
+        let workers = spawn_workers(&self.shared, &self.queue_rx, logs.as_deref())?;
         drop(self.queue_rx);
-        let mut reactors = Vec::with_capacity(s.reactors);
-        let mut first = None;
-        let mut signals = self.signals;
-        let mut reloader = self.reloader;
-        let parts = self.listeners.into_iter().zip(self.notices).enumerate();
-        for (id, (listeners, notices)) in parts {
-            let control = (id == 0).then(|| Control {
-                signals: signals.take(),
-                logs: logs.clone(),
-                reload: reloader.take(),
-            });
-            let r = Reactor::new(
-                id,
-                self.shared.clone(),
-                listeners,
-                control,
-                notices,
-                self.queue_tx.clone(),
-            )?;
-            if id == 0 {
-                first = Some(r);
-                continue;
-            }
-            reactors.push(
-                std::thread::Builder::new()
-                    .name(format!("hearth-r{id}"))
-                    .spawn(move || r.run())?,
-            );
-        }
-        drop(self.queue_tx);
-        let result = match first {
-            Some(r) => r.run(),
-            None => Ok(()),
+        let control = Control {
+            signals: self.signals,
+            logs: logs.clone(),
+            reload: self.reloader,
         };
+        let parts = self.listeners.into_iter().zip(self.notices).collect();
+        let (first, reactors) = start_reactors(&self.shared, parts, control, self.queue_tx)?;
+        let result = first.run();
         // Reactor 0 stopping (a signal, a stop request or a fatal error) stops all.
         self.shared.request_stop();
         for r in reactors {
@@ -258,6 +205,75 @@ impl Server {
         }
         result
     }
+
+    fn log_start(&self) {
+        let s = &self.shared.settings;
+        let sites = self.shared.sites.load();
+        log::info!(
+            "hearth {} listening on {} root={} threads={} reactors={} max_conns={}{}",
+            env!("CARGO_PKG_VERSION"),
+            self.local[0],
+            sites.default_site().files.root().display(),
+            s.workers,
+            s.reactors,
+            s.max_conns,
+            if self.reuseport { " reuseport" } else { "" }
+        );
+    }
+}
+
+/// Starts the worker threads `hearth-w0` … on the queue.
+fn spawn_workers(
+    shared: &Arc<Shared>,
+    queue: &Receiver<Batch>,
+    logs: Option<&Logs>,
+) -> io::Result<Vec<JoinHandle<()>>> {
+    let n = shared.settings.workers;
+    let mut workers = Vec::with_capacity(n);
+    for i in 0..n {
+        let w = Worker::new(shared.clone(), logs.and_then(Logs::access_writer));
+        let rx = queue.clone();
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("hearth-w{i}"))
+                .spawn(move || w.run(rx))?,
+        );
+    }
+    Ok(workers)
+}
+
+/// Builds every reactor: reactor 0 (with `control`) is returned to run on this
+/// thread, the others are started on threads `hearth-r1` ….
+#[allow(clippy::type_complexity)]
+fn start_reactors(
+    shared: &Arc<Shared>,
+    parts: Vec<(Listeners, Receiver<Notice>)>,
+    control: Control,
+    queue: Sender<Batch>,
+) -> io::Result<(Reactor, Vec<JoinHandle<io::Result<()>>>)> {
+    let mut parts = parts.into_iter();
+    let Some((listeners, notices)) = parts.next() else {
+        return Err(io::Error::other("no reactor to run"));
+    };
+    let first = Reactor::new(
+        0,
+        shared.clone(),
+        listeners,
+        Some(control),
+        notices,
+        queue.clone(),
+    )?;
+    let mut others = Vec::with_capacity(parts.len());
+    for (i, (listeners, notices)) in parts.enumerate() {
+        let id = i + 1;
+        let r = Reactor::new(id, shared.clone(), listeners, None, notices, queue.clone())?;
+        others.push(
+            std::thread::Builder::new()
+                .name(format!("hearth-r{id}"))
+                .spawn(move || r.run())?,
+        );
+    }
+    Ok((first, others))
 }
 
 /// Binds every address, once for all reactors ([`Spread::Exclusive`]) or once per
