@@ -358,8 +358,22 @@ impl AccessLog {
                 .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
             v4 => v4,
         };
-        // Formatting into the batch buffer allocates nothing.
-        let _ = write!(b, "{ip}");
+        match ip {
+            // Digits by hand: `Display` for an address goes through the formatting
+            // machinery, which showed in profiles of the keep-alive benchmark.
+            std::net::IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        b.push(b'.');
+                    }
+                    push_u64(b, u64::from(octet));
+                }
+            }
+            // Formatting into the batch buffer allocates nothing.
+            v6 => {
+                let _ = write!(b, "{v6}");
+            }
+        }
         b.extend_from_slice(b" - - [");
         push_clf_time(b);
         b.extend_from_slice(b"] \"");
