@@ -87,8 +87,14 @@ impl Site {
                 cfg.root
             )));
         }
-        let files = Files::new(&cfg.root, cfg.follow_symlinks, cfg.autoindex, fd_budget)
-            .map_err(|e| ConfigError(format!("root {:?}: {e}", cfg.root)))?;
+        let files = Files::new(
+            &cfg.root,
+            cfg.follow_symlinks,
+            cfg.autoindex,
+            fd_budget,
+            cfg.precompressed,
+        )
+        .map_err(|e| ConfigError(format!("root {:?}: {e}", cfg.root)))?;
         Ok(Site {
             files,
             extra_headers: extra,
