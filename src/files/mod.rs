@@ -182,7 +182,10 @@ impl Files {
         }
         self.cache.sweep(clock::now_ms());
         if let Some(entry) = self.cache.get(rel) {
-            // Nothing happened in its directories since it was checked: no syscall.
+            // Nothing happened in its directories since it was checked.
+            if entry.stamp.is_some() {
+                self.watch.sync();
+            }
             if entry.stamp.as_ref().is_some_and(Stamp::fresh) {
                 return Lookup::File(entry);
             }

@@ -1,9 +1,14 @@
-//! Freshness without a system call per request. Every directory on the way from the
-//! root to a cached file is watched with inotify, and a thread (`hearth-watch`) bumps
-//! a directory's generation on any event in it. An entry keeps a [`Stamp`]: the
-//! generations of its directories when it was last checked. A hit whose stamp still
-//! holds is served after a few atomic loads; one whose stamp moved is checked again
-//! with `stat` once, then stamped anew.
+//! Freshness without a `stat` per request. Every directory on the way from the root
+//! to a cached file is watched with inotify, and any event in a directory bumps its
+//! generation. An entry keeps a [`Stamp`]: the generations of its directories when it
+//! was last checked. A hit whose stamp still holds is served after a few atomic
+//! loads; one whose stamp moved is checked again with `stat` once, then stamped anew.
+//!
+//! Events are read by a thread (`hearth-watch`), and also by [`Watch::sync`] before a
+//! stamp is trusted. The thread alone is not enough: the kernel queues an event
+//! before the write or rename that causes it returns, but the thread may run only
+//! after the next request has been answered (on two busy cores, often). `sync` is
+//! one non-blocking `read` when nothing is queued, about a third of a `stat`.
 //!
 //! Where inotify is missing, or a watch cannot be added (the per-user limit), entries
 //! get no stamp and are checked with `stat` on every hit instead.
@@ -106,7 +111,29 @@ struct Inner {
     dead: AtomicBool,
     /// A full watch table has been logged.
     full_logged: AtomicBool,
+    /// Held while events are read and applied, so nobody trusts a stamp while
+    /// events another reader has taken from the kernel are not applied yet.
+    draining: Mutex<()>,
     dirs: Mutex<Dirs>,
+}
+
+impl Inner {
+    /// Reads and applies queued events until none are left; false if inotify failed.
+    fn drain(&self, buf: &mut [u8]) -> bool {
+        let _draining = self.draining.lock();
+        loop {
+            match self.inotify.read(buf) {
+                Ok(0) => return true,
+                Ok(n) => apply(self, &buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    fail(self, &e);
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 /// The inotify watches of one root and the thread that reads them.
@@ -148,6 +175,7 @@ impl Watch {
             stop: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             full_logged: AtomicBool::new(false),
+            draining: Mutex::default(),
             dirs: Mutex::default(),
         });
         let theirs = inner.clone();
@@ -155,6 +183,16 @@ impl Watch {
             .name("hearth-watch".into())
             .spawn(move || run(&theirs))?;
         Ok(inner)
+    }
+
+    /// Applies the events queued so far; call it before trusting a stamp, so a
+    /// change whose write or rename returned before this request was sent is seen.
+    pub(super) fn sync(&self) {
+        if let Some(inner) = &self.inner {
+            // Room for one event with the longest name; more are read in turns.
+            let mut buf = [0u8; 512];
+            inner.drain(&mut buf);
+        }
     }
 
     /// A stamp over the directories leading to `rel` (a file path under the root),
@@ -220,19 +258,13 @@ impl Drop for Watch {
     }
 }
 
-/// The watch thread: reads events until told to stop.
+/// The watch thread: applies events as they come until told to stop, so a burst of
+/// changes while no request comes (a deploy) does not overflow the kernel's queue.
 fn run(inner: &Inner) {
-    // Aligned enough for `struct inotify_event`, and big enough for any one.
     let mut buf = vec![0u8; 64 * 1024];
     while !inner.stop.load(Ordering::Acquire) {
-        match inner.inotify.read(&mut buf) {
-            Ok(n) => {
-                apply(inner, &buf[..n]);
-                continue;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return fail(inner, &e),
+        if !inner.drain(&mut buf) {
+            return;
         }
         if let Err(e) = inner.inotify.wait(inner.wake.raw()) {
             return fail(inner, &e);
