@@ -31,6 +31,11 @@ fn level_parser() -> impl TypedValueParser<Value = log::LevelFilter> {
         .try_map(|s| s.parse::<log::LevelFilter>().map_err(|e| e.to_string()))
 }
 
+/// An `on|off` switch.
+fn on_off() -> impl TypedValueParser<Value = bool> {
+    PossibleValuesParser::new(["on", "off"]).map(|s| s == "on")
+}
+
 /// The `--threads` parser: a whole number of at least one.
 fn at_least_one(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -247,4 +252,9 @@ pub struct Config {
     /// Validate the flags and the configuration file, print `configuration ok`, exit.
     #[arg(long, help_heading = "Operations")]
     pub check: bool,
+
+    /// Send F.br, F.zst or F.gz (when present and not older than F) to clients that
+    /// accept that encoding, in place of F.
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off(), action = clap::ArgAction::Set, help_heading = "Files")]
+    pub precompressed: bool,
 }

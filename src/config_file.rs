@@ -427,7 +427,14 @@ pub fn key_args(cmd: &clap::Command, key: &str, v: &DeValue<'_>) -> Result<Vec<O
             )),
         }
     };
+    // Switches spelled `on|off` on the command line take a TOML boolean as well.
+    let on_off = arg
+        .get_value_names()
+        .is_some_and(|names| names.iter().any(|n| n.as_str() == "on|off"));
     let args = match v {
+        DeValue::Boolean(b) if on_off => {
+            vec![format!("--{key}={}", if *b { "on" } else { "off" })]
+        }
         DeValue::Boolean(true) => vec![format!("--{key}")],
         DeValue::Boolean(false) if flag => Vec::new(),
         DeValue::Boolean(false) => return Err("expected a value, not false".into()),
@@ -464,6 +471,14 @@ mod tests {
         assert_eq!(args("0x10", "port").unwrap(), ["--port=16"]);
         assert_eq!(args("\"/srv\"", "root").unwrap(), ["--root=/srv"]);
         assert_eq!(args("true", "autoindex").unwrap(), ["--autoindex"]);
+        assert_eq!(
+            args("false", "precompressed").unwrap(),
+            ["--precompressed=off"]
+        );
+        assert_eq!(
+            args("\"on\"", "precompressed").unwrap(),
+            ["--precompressed=on"]
+        );
         assert!(args("false", "autoindex").unwrap().is_empty());
         assert_eq!(args("true", "cors").unwrap(), ["--cors"]);
         assert_eq!(

@@ -261,6 +261,10 @@ impl Handler {
     }
 
     fn entry(&mut self, site: &Site, h: &Head<'_>, e: &Arc<Entry>, frame: Frame) -> Plan {
+        // The file or a precompressed sibling; every response for a file that has
+        // siblings says it depends on Accept-Encoding.
+        let vary = e.varies();
+        let e = e.select(h.accept_encoding);
         let v = Validators {
             etag: &e.etag,
             mtime: e.mtime,
@@ -273,7 +277,7 @@ impl Handler {
                 Decision::NotModified => {
                     let mut reply = begin(&mut self.head, site, Status::NotModified, frame);
                     let rules = site.path_headers(&self.path, &mut self.matched, reply.raw());
-                    return validators(reply, e, site, rules).no_body();
+                    return validators(reply, e, site, rules, vary).no_body();
                 }
                 Decision::PreconditionFailed => {
                     return self.error(site, Status::PreconditionFailed, frame, None)
@@ -286,12 +290,19 @@ impl Handler {
                 }
             };
         let mut reply = begin(&mut self.head, site, status, frame)
-            .header(b"Content-Type", e.content_type.as_bytes());
+            .header(b"Content-Type", e.content_type.as_bytes())
+            .header_opt(b"Content-Encoding", e.coding.map(|c| c.token().as_bytes()));
         if status == Status::PartialContent {
             content_range(reply.raw(), start, end, e.len);
         }
         let rules = site.path_headers(&self.path, &mut self.matched, reply.raw());
-        let reply = validators(reply.header(b"Accept-Ranges", b"bytes"), e, site, rules);
+        let reply = validators(
+            reply.header(b"Accept-Ranges", b"bytes"),
+            e,
+            site,
+            rules,
+            vary,
+        );
         let body = match &e.content {
             _ if start == end => Body::Empty,
             Content::Memory(m) => Body::Memory {
@@ -402,14 +413,16 @@ fn debug_panic(path: &str) {
     }
 }
 
-/// ETag, Last-Modified and Cache-Control of a file response; `ruled` says a
-/// `[[headers]]` rule already set Cache-Control for this path.
-fn validators<'a>(reply: Reply<'a>, e: &Entry, site: &Site, ruled: bool) -> Reply<'a> {
+/// ETag, Last-Modified, Cache-Control and Vary of a file response; `ruled` says a
+/// `[[headers]]` rule already set Cache-Control for this path, `vary` that the file
+/// has precompressed siblings.
+fn validators<'a>(reply: Reply<'a>, e: &Entry, site: &Site, ruled: bool, vary: bool) -> Reply<'a> {
     let cache_control = site.cache_control.as_deref().filter(|_| !ruled);
     reply
         .header(b"Last-Modified", &e.last_modified)
         .header(b"ETag", e.etag.as_bytes())
         .header_opt(b"Cache-Control", cache_control.map(str::as_bytes))
+        .header_opt(b"Vary", vary.then_some(&b"Accept-Encoding"[..]))
 }
 
 /// The host a request names: the authority of an absolute-form target, which

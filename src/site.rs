@@ -64,8 +64,14 @@ impl Site {
         }
         let try_files = cfg.try_files.as_deref().map(TryFiles::parse).transpose()?;
         let error_pages = ErrorPages::parse(&cfg.error_pages)?;
-        let files = Files::new(&cfg.root, cfg.follow_symlinks, cfg.autoindex, fd_budget)
-            .map_err(|e| ConfigError(format!("root {:?}: {e}", cfg.root)))?;
+        let files = Files::new(
+            &cfg.root,
+            cfg.follow_symlinks,
+            cfg.autoindex,
+            fd_budget,
+            cfg.precompressed,
+        )
+        .map_err(|e| ConfigError(format!("root {:?}: {e}", cfg.root)))?;
         Ok(Site {
             files,
             extra_headers: extra,

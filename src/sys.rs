@@ -31,6 +31,10 @@ macro_rules! syscall {
     }};
 }
 
+// After the macro, which it uses.
+mod inotify;
+pub use inotify::{inotify_events, Inotify};
+
 /// Readable (or a pending connection on a listener).
 pub const EV_IN: u32 = libc::EPOLLIN as u32;
 /// Writable.

@@ -42,15 +42,25 @@ pub(super) struct Cache {
     next_shed: AtomicUsize,
 }
 
+/// Bytes held in memory by an entry and its siblings.
 fn memory_len(e: &Entry) -> u64 {
-    match &e.content {
-        Content::Memory(m) => m.len() as u64,
-        Content::Disk(_) => 0,
-    }
+    e.all()
+        .map(|r| match &r.content {
+            Content::Memory(m) => m.len() as u64,
+            Content::Disk(_) => 0,
+        })
+        .sum()
+}
+
+/// Descriptors held by an entry and its siblings.
+fn fds(e: &Entry) -> usize {
+    e.all()
+        .filter(|r| matches!(r.content, Content::Disk(_)))
+        .count()
 }
 
 fn holds_fd(e: &Entry) -> bool {
-    matches!(e.content, Content::Disk(_))
+    fds(e) > 0
 }
 
 impl Cache {
@@ -73,9 +83,7 @@ impl Cache {
     /// Accounts for an entry leaving a shard.
     fn forget(&self, shard: &mut Shard, e: &Entry) {
         shard.bytes = shard.bytes.saturating_sub(memory_len(e));
-        if holds_fd(e) {
-            self.open.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.open.fetch_sub(fds(e), Ordering::Relaxed);
     }
 
     /// The cached entry for `key`, unchecked.
@@ -110,9 +118,7 @@ impl Cache {
                 self.forget(&mut shard, e);
             }
         }
-        if holds_fd(&entry) {
-            self.open.fetch_add(1, Ordering::Relaxed);
-        }
+        self.open.fetch_add(fds(&entry), Ordering::Relaxed);
         shard.bytes += size;
         if let Some(old) = shard.map.insert(key.into(), entry) {
             self.forget(&mut shard, &old);
@@ -162,9 +168,11 @@ impl Cache {
             return;
         }
         for shard in &self.shards {
-            self.retain(shard, |e| match &e.content {
-                Content::Disk(f) => sys::fstat(f.as_fd()).is_ok_and(|st| st.nlink > 0),
-                Content::Memory(_) => true,
+            self.retain(shard, |e| {
+                e.all().all(|r| match &r.content {
+                    Content::Disk(f) => sys::fstat(f.as_fd()).is_ok_and(|st| st.nlink > 0),
+                    Content::Memory(_) => true,
+                })
             });
         }
     }

@@ -162,8 +162,8 @@ mod tests {
         std::fs::create_dir(root.path().join("d")).unwrap();
         std::fs::write(root.path().join("d/inside.txt"), b"in").unwrap();
         std::fs::write(outside.path().join("foreign.txt"), b"out").unwrap();
-        let files = Files::new(root.path(), false, true, 8).unwrap();
-        let dir = files.open("d/").unwrap();
+        let files = Files::new(root.path(), false, true, 8, true).unwrap();
+        let (dir, _) = files.open("d/").unwrap();
         let st = sys::fstat(dir.as_fd()).unwrap();
         // Swapped for a link leading out of the root after the checked open.
         std::fs::rename(root.path().join("d"), root.path().join("d.old")).unwrap();

@@ -2,25 +2,32 @@
 //! symlink and dotfile policies, MIME types, a cache of hot files, and listings.
 
 mod cache;
+mod entry;
 mod listing;
 mod path;
+mod variants;
+mod watch;
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::clock;
-use crate::http::response::{http_date, DATE_LEN};
 use crate::http::Status;
 use crate::sys::{self, FileStat};
 
 use cache::Cache;
+use entry::sibling_identity;
+pub use entry::{Content, Entry};
 use listing::Listings;
 pub use path::{content_type, encode_path, html_escape, is_hidden, normalize};
+pub use variants::Coding;
+use variants::{StaleLog, Variants, CODINGS};
+use watch::{Stamp, Watch};
 
 /// Files up to this size are kept in memory and written with the head in one `writev`.
 pub const SMALL_FILE: u64 = 64 * 1024;
@@ -38,36 +45,6 @@ pub fn descriptor_budget(nofile: u64, max_conns: usize, workers: usize) -> usize
     (room / 2).min(MAX_CACHED_FDS) as usize
 }
 
-/// The bytes of a file response.
-#[derive(Debug)]
-pub enum Content {
-    /// The whole file, read into memory.
-    Memory(Arc<[u8]>),
-    /// An open file, sent with `sendfile` at explicit offsets.
-    Disk(Arc<File>),
-}
-
-/// A file ready to serve.
-#[derive(Debug)]
-pub struct Entry {
-    /// Size in bytes.
-    pub len: u64,
-    /// Modification time, seconds since the epoch.
-    pub mtime: u64,
-    /// Strong entity tag, quotes included.
-    pub etag: String,
-    /// Last-Modified value.
-    pub last_modified: [u8; DATE_LEN],
-    /// Content-Type value.
-    pub content_type: &'static str,
-    /// The bytes.
-    pub content: Content,
-    /// What the file was when read; a cache hit is served only while it still is.
-    identity: Identity,
-    /// The file's path under the root (the index file for a directory), to check.
-    path: Box<str>,
-}
-
 /// What a request path resolves to.
 #[derive(Debug)]
 pub enum Lookup {
@@ -79,14 +56,6 @@ pub enum Lookup {
     Listing(Arc<[u8]>),
     /// Refused or missing.
     Error(Status),
-}
-
-/// Device, inode, size, mtime and ctime: a rewrite in place changes the size or the
-/// times, a replacement (rename over) the inode, and a chmod the ctime.
-type Identity = (u64, u64, u64, (i64, i64), (i64, i64));
-
-fn identity(st: &FileStat) -> Identity {
-    (st.dev, st.ino, st.size, st.mtime, st.ctime)
 }
 
 /// Maps an `open`/`read` failure to the status the client sees.
@@ -125,31 +94,40 @@ pub struct Files {
     root_dir: OwnedFd,
     follow_symlinks: bool,
     autoindex: bool,
+    /// Serve precompressed siblings.
+    precompressed: bool,
     /// False once the kernel has said it lacks openat2.
     beneath: AtomicBool,
     cache: Cache,
     listings: Listings,
+    watch: Watch,
+    stale: StaleLog,
 }
 
 impl Files {
     /// Opens the root directory. The cache keeps at most `fd_budget` files open (see
-    /// [`descriptor_budget`]).
+    /// [`descriptor_budget`]); with `precompressed`, siblings `F.br`, `F.zst`, `F.gz`
+    /// may be sent for `F`.
     pub fn new(
         root: &Path,
         follow_symlinks: bool,
         autoindex: bool,
         fd_budget: usize,
+        precompressed: bool,
     ) -> io::Result<Files> {
         let root = root.canonicalize()?;
         let root_dir = sys::open_dir_path(&root)?;
         Ok(Files {
+            watch: Watch::new(&root),
             root,
             root_dir,
             follow_symlinks,
             autoindex,
+            precompressed,
             beneath: AtomicBool::new(!follow_symlinks),
             cache: Cache::new(fd_budget),
             listings: Listings::default(),
+            stale: StaleLog::default(),
         })
     }
 
@@ -159,8 +137,10 @@ impl Files {
     }
 
     /// Opens `rel` under the root, then applies the root and dotfile rules to what the
-    /// descriptor actually names, symbolic links resolved.
-    fn open(&self, rel: &str) -> io::Result<File> {
+    /// descriptor actually names, symbolic links resolved. The flag says the file is
+    /// where its name says (no symbolic link on the way), so watching its directory
+    /// sees it change.
+    fn open(&self, rel: &str) -> io::Result<(File, bool)> {
         let rel = if rel.is_empty() { "." } else { rel };
         let mut file = None;
         if self.beneath.load(Ordering::Relaxed) {
@@ -181,16 +161,17 @@ impl Files {
             // Without /proc: by path, which a concurrent rename could fool.
             Err(_) => self.root.join(rel).canonicalize()?,
         };
+        let direct = real == self.root.join(rel);
         match real.strip_prefix(&self.root) {
             Ok(inside) if hidden_path(inside) => Err(io::Error::from_raw_os_error(libc::ENOENT)),
-            Ok(_) => Ok(file),
+            Ok(_) => Ok((file, direct)),
             Err(_) if !self.follow_symlinks => Err(io::Error::from_raw_os_error(libc::EXDEV)),
             // Where a followed link leads is the operator's choice; only the file it
             // names is held to the rule.
             Err(_) if real.file_name().is_some_and(|n| hidden_path(Path::new(n))) => {
                 Err(io::Error::from_raw_os_error(libc::ENOENT))
             }
-            Err(_) => Ok(file),
+            Err(_) => Ok((file, false)),
         }
     }
 
@@ -201,11 +182,14 @@ impl Files {
         }
         self.cache.sweep(clock::now_ms());
         if let Some(entry) = self.cache.get(rel) {
-            // One stat per hit: a file rewritten, replaced or deleted is seen by the
-            // next request. Only compared, never served: a hit serves the descriptor
-            // or bytes that passed the checks when the entry was made.
-            let now = sys::stat_at(self.root_dir.as_fd(), entry.path.as_bytes(), true);
-            if now.is_ok_and(|st| identity(&st) == entry.identity) {
+            // Nothing happened in its directories since it was checked.
+            if entry.stamp.is_some() {
+                self.watch.sync();
+            }
+            if entry.stamp.as_ref().is_some_and(Stamp::fresh) {
+                return Lookup::File(entry);
+            }
+            if let Some(entry) = self.recheck(rel, &entry) {
                 return Lookup::File(entry);
             }
             self.cache.remove(rel);
@@ -239,18 +223,46 @@ impl Files {
         }
     }
 
+    /// Checks a cached entry not known to be fresh: `Some` (stamped anew if it is
+    /// watched) while the file and its siblings are what they were. Only compared,
+    /// never served: a hit serves the descriptor or bytes that passed the checks when
+    /// the entry was made.
+    fn recheck(&self, rel: &str, entry: &Arc<Entry>) -> Option<Arc<Entry>> {
+        if entry.stamp.is_none() {
+            // Not watched: one check per hit.
+            return entry
+                .unchanged(self.root_dir.as_fd())
+                .then(|| entry.clone());
+        }
+        // Stamped before the check, so a change made during it moves the new stamp.
+        let stamp = self.watch.stamp(&entry.path);
+        if !entry.unchanged(self.root_dir.as_fd()) {
+            return None;
+        }
+        let entry = Arc::new(entry.restamped(stamp));
+        self.cache.insert(rel, entry.clone());
+        Some(entry)
+    }
+
     fn resolve(&self, rel: &str, dir: bool) -> io::Result<Lookup> {
-        let file = self.open(rel)?;
+        let path = if dir {
+            Cow::Owned(format!("{rel}index.html"))
+        } else {
+            Cow::Borrowed(rel)
+        };
+        // Before opening, so a change made while the file is read moves the stamp.
+        let stamp = self.watch.stamp(&path);
+        let (file, direct) = self.open(rel)?;
         let st = sys::fstat(file.as_fd())?;
         if st.is_dir() {
             if !dir {
                 return Ok(Lookup::Redirect);
             }
-            let index = format!("{rel}index.html");
-            return match self.open(&index) {
-                Ok(f) => {
+            return match self.open(&path) {
+                Ok((f, direct)) => {
                     let ist = sys::fstat(f.as_fd())?;
-                    self.entry(f, &ist, &index).map(Lookup::File)
+                    let stamp = stamp.filter(|_| direct);
+                    self.entry(f, &ist, &path, stamp).map(Lookup::File)
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     if self.autoindex {
@@ -266,50 +278,72 @@ impl Files {
             // "file/" names no directory.
             return Ok(Lookup::Error(Status::NotFound));
         }
-        self.entry(file, &st, rel).map(Lookup::File)
+        let stamp = stamp.filter(|_| direct);
+        self.entry(file, &st, rel, stamp).map(Lookup::File)
     }
 
-    fn entry(&self, mut file: File, st: &FileStat, path: &str) -> io::Result<Arc<Entry>> {
-        if !st.is_file() {
-            return Err(io::Error::from_raw_os_error(libc::EACCES));
-        }
-        // Running as root bypasses permission checks; a file nobody may read is still
-        // refused.
-        if st.mode & 0o444 == 0 {
-            return Err(io::Error::from_raw_os_error(libc::EACCES));
-        }
-        let len = st.size;
-        let content = if len <= SMALL_FILE {
-            let mut data = Vec::with_capacity(len as usize);
-            (&mut file).take(len).read_to_end(&mut data)?;
-            if data.len() as u64 != len {
-                return Err(io::Error::from_raw_os_error(libc::EAGAIN));
-            }
-            Content::Memory(data.into())
-        } else {
-            Content::Disk(Arc::new(file))
-        };
-        let mtime = st.mtime.0.max(0) as u64;
-        let mut etag = String::with_capacity(40);
-        let _ = write!(
-            etag,
-            "\"{:x}-{:x}-{:x}{:08x}\"",
-            st.ino,
-            len,
-            mtime,
-            st.mtime.1.max(0)
-        );
+    fn entry(
+        &self,
+        file: File,
+        st: &FileStat,
+        path: &str,
+        mut stamp: Option<Stamp>,
+    ) -> io::Result<Arc<Entry>> {
         let name = path.rsplit('/').next().unwrap_or(path);
-        Ok(Arc::new(Entry {
-            len,
-            mtime,
-            etag,
-            last_modified: http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime)),
-            content_type: content_type(name),
-            content,
-            identity: identity(st),
-            path: path.into(),
-        }))
+        let ctype = content_type(name);
+        let mut entry = entry::build(file, st, path, ctype, None)?;
+        if self.precompressed && !variants::is_compressed(name) {
+            let (found, direct) = self.siblings(path, st, ctype);
+            entry.variants = found;
+            stamp = stamp.filter(|_| direct);
+        }
+        entry.stamp = stamp;
+        Ok(Arc::new(entry))
+    }
+
+    /// Looks for the precompressed siblings of the file at `path` (whose status is
+    /// `src`). The flag says none was reached through a symbolic link.
+    fn siblings(&self, path: &str, src: &FileStat, ctype: &'static str) -> (Variants, bool) {
+        let mut found = Variants {
+            looked: true,
+            ..Variants::default()
+        };
+        let mut direct = true;
+        let mut name = String::with_capacity(path.len() + 4);
+        for (i, &coding) in CODINGS.iter().enumerate() {
+            found.seen[i] = sibling_identity(self.root_dir.as_fd(), &mut name, path, coding);
+            if found.seen[i].is_none() {
+                continue;
+            }
+            match self.sibling(&name, src, ctype, coding) {
+                Ok(Some((e, d))) => {
+                    found.served[i] = Some(Arc::new(e));
+                    direct &= d;
+                }
+                Ok(None) => {}
+                Err(e) => log::debug!("sibling {name:?}: {e}"),
+            }
+        }
+        (found, direct)
+    }
+
+    /// A sibling `name` in `coding` of a file with status `src`, unless it is older.
+    fn sibling(
+        &self,
+        name: &str,
+        src: &FileStat,
+        ctype: &'static str,
+        coding: Coding,
+    ) -> io::Result<Option<(Entry, bool)>> {
+        let (file, direct) = self.open(name)?;
+        let st = sys::fstat(file.as_fd())?;
+        if st.mtime < src.mtime {
+            // A build artifact left from an older version of the file.
+            self.stale.report(name, st.mtime);
+            return Ok(None);
+        }
+        let e = entry::build(file, &st, name, ctype, Some(coding))?;
+        Ok(Some((e, direct)))
     }
 }
 
@@ -331,15 +365,61 @@ mod tests {
         for i in 0..40 {
             std::fs::write(root.path().join(format!("{i}.bin")), &big).unwrap();
         }
-        let files = Files::new(root.path(), false, false, 10).unwrap();
+        let files = Files::new(root.path(), false, false, 10, true).unwrap();
         for i in 0..40 {
             let l = files.lookup(&format!("{i}.bin"));
             assert!(matches!(file(&l).content, Content::Disk(_)));
             assert!(files.cache.open_files() <= 10);
         }
-        let none = Files::new(root.path(), false, false, 0).unwrap();
+        let none = Files::new(root.path(), false, false, 0, true).unwrap();
         let _ = none.lookup("1.bin");
         assert_eq!(none.cache.open_files(), 0);
+    }
+
+    fn body(l: &Lookup) -> Vec<u8> {
+        match &file(l).content {
+            Content::Memory(m) => m.to_vec(),
+            Content::Disk(_) => panic!("small files are in memory"),
+        }
+    }
+
+    #[test]
+    fn unwatched_entries_are_checked_on_every_hit() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("a.txt"), b"one").unwrap();
+        let mut files = Files::new(root.path(), false, false, 8, true).unwrap();
+        files.watch = Watch::disabled(root.path());
+        assert_eq!(body(&files.lookup("a.txt")), b"one");
+        assert!(file(&files.lookup("a.txt")).stamp.is_none());
+        std::fs::write(root.path().join("a.txt"), b"three").unwrap();
+        assert_eq!(body(&files.lookup("a.txt")), b"three");
+        assert!(!file(&files.lookup("a.txt")).varies());
+        std::fs::write(root.path().join("a.txt.gz"), b"gz").unwrap();
+        let l = files.lookup("a.txt");
+        assert!(file(&l).varies());
+        assert_eq!(file(&l).select(Some("gzip")).coding, Some(Coding::Gzip));
+    }
+
+    #[test]
+    fn watched_entries_are_stamped_until_their_directory_changes() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("a/b")).unwrap();
+        std::fs::write(root.path().join("a/b/c.txt"), b"one").unwrap();
+        let files = Files::new(root.path(), false, false, 8, false).unwrap();
+        let l = files.lookup("a/b/c.txt");
+        let stamp = file(&l).stamp.as_ref().expect("watched");
+        assert!(stamp.fresh());
+        // A change on the way to the file counts too.
+        std::fs::write(root.path().join("a/other"), b"x").unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while stamp.fresh() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!stamp.fresh());
+        // Checked once, found unchanged, and stamped anew.
+        let again = files.lookup("a/b/c.txt");
+        assert_eq!(body(&again), b"one");
+        assert!(file(&again).stamp.as_ref().is_some_and(Stamp::fresh));
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct Head<'a> {
     pub referer: Option<&'a str>,
     /// `User-Agent`.
     pub user_agent: Option<&'a str>,
+    /// `Accept-Encoding`.
+    pub accept_encoding: Option<&'a str>,
     /// `Host`, as sent and validated (port included), for picking a virtual host.
     pub host: Option<&'a str>,
     /// Bytes of the head, including the blank line.
@@ -177,9 +179,10 @@ enum Field {
     AcrHeaders,
     Referer,
     UserAgent,
+    AcceptEncoding,
 }
 
-const FIELDS: [(&str, Field); 16] = [
+const FIELDS: [(&str, Field); 17] = [
     ("host", Field::Host),
     ("content-length", Field::ContentLength),
     ("transfer-encoding", Field::TransferEncoding),
@@ -196,6 +199,7 @@ const FIELDS: [(&str, Field); 16] = [
     ("access-control-request-headers", Field::AcrHeaders),
     ("referer", Field::Referer),
     ("user-agent", Field::UserAgent),
+    ("accept-encoding", Field::AcceptEncoding),
 ];
 
 fn field(name: &str) -> Option<Field> {
@@ -495,6 +499,7 @@ impl<'a> Head<'a> {
             acr_headers: None,
             referer: None,
             user_agent: None,
+            accept_encoding: None,
             host: None,
             len,
         }
@@ -536,6 +541,14 @@ impl<'a> Head<'a> {
             Field::AcrHeaders => self.acr_headers = Some(value),
             Field::Referer => self.referer = Some(value),
             Field::UserAgent => self.user_agent = Some(value),
+            Field::AcceptEncoding => {
+                // Several fields form one list, which cannot be joined without
+                // copying; the unencoded file is right for any list.
+                self.accept_encoding = match self.accept_encoding {
+                    None => Some(value),
+                    Some(_) => Some("identity"),
+                }
+            }
         }
         Ok(())
     }
