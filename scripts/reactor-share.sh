@@ -207,10 +207,11 @@ for round in $(seq "$ROUNDS"); do
     stop_server
 done
 
-python3 - "$TMP/rows" "$THREADS" <<'PY'
+python3 - "$TMP/rows" "$THREADS" "$DURATION" <<'PY'
 import sys, statistics
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 threads = int(sys.argv[2])
+duration = float(sys.argv[3])
 groups = {}
 for name, wl, rnd, reqs, rea, wor, oth, tot, bname, bus in rows:
     groups.setdefault((name, wl), []).append((int(reqs), float(rea), float(wor), float(oth), float(tot), bname, float(bus)))
@@ -231,7 +232,7 @@ for (name, wl), v in sorted(groups.items()):
             r = default_reactors(c)
             p[c] = min(c * 1e6 / tot, r * 1e6 / rea if rea > 0 else float("inf"))
     proj[(name, wl)] = p
-    print(f"{name}\t{wl}\t-\t{rea:.2f}\t{wor:.2f}\t{oth:.2f}\t{tot:.2f}\t{bname}\t{bus:.2f}\t{p[8]:.0f}\t{p[16]:.0f}")
+    print(f"{name}\t{wl}\t{reqs / duration:.0f}\t{rea:.2f}\t{wor:.2f}\t{oth:.2f}\t{tot:.2f}\t{bname}\t{bus:.2f}\t{p[8]:.0f}\t{p[16]:.0f}")
 print("# projections vs nginx (same run): hearth / nginx1")
 for (name, wl), p in sorted(proj.items()):
     if name.startswith("nginx"): continue
