@@ -8,7 +8,7 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Writes `text` as `hearth.toml` in `dir`.
 fn write_config(dir: &Path, text: &str) -> PathBuf {
@@ -44,16 +44,12 @@ fn get_host(srv: &TestServer, path: &str, host: &str) -> Response {
     )
 }
 
-/// Polls `f` every 20 ms for up to ten seconds.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out waiting for {what}");
+/// Polls `f` for up to ten seconds; fails the test naming `what` if it stays false.
+fn eventually(what: &str, f: impl FnMut() -> bool) {
+    assert!(
+        wait_until(Duration::from_secs(10), f),
+        "timed out waiting for {what}"
+    );
 }
 
 #[test]

@@ -10,18 +10,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Polls `f` every 50 ms until it is true or `limit` has passed.
-fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f()
-}
-
 /// Descriptors of `pid` whose target was deleted.
 fn deleted_fds(pid: u32) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -93,7 +81,7 @@ fn deleted_files_are_released() {
     // Asked for again: gone, and its descriptor with it.
     assert_eq!(server.get("/big.bin").status, 404);
     // Never asked for again: released while other files are served.
-    let released = eventually(Duration::from_secs(5), || {
+    let released = wait_until(Duration::from_secs(5), || {
         server.assert_alive();
         deleted_fds(pid).is_empty()
     });

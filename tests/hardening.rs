@@ -103,10 +103,7 @@ fn framing_and_hop_by_hop_headers_are_refused_in_configuration() {
         "Upgrade: websocket",
     ] {
         let root = tempfile::tempdir().unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["--port", "0", "--bind", "127.0.0.1", "--close-log"])
-            .arg("--root")
-            .arg(root.path())
+        let out = hearth_on(root.path())
             .args(["--header", header])
             .output()
             .unwrap();

@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::Write;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -52,19 +51,8 @@ fn extra_reactors_are_named_threads_beside_the_workers() {
 #[test]
 fn the_chosen_layout_is_printed_at_start() {
     let root = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args([
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--close-log",
-            "--threads",
-            "3",
-        ])
-        .arg("--root")
-        .arg(root.path())
-        .args(["--reactors", "2"])
+    let out = hearth_on(root.path())
+        .args(["--threads", "3", "--reactors", "2"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -83,18 +71,8 @@ fn the_chosen_layout_is_printed_at_start() {
 #[test]
 fn zero_reactors_are_refused() {
     let root = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args([
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--close-log",
-            "--reactors",
-            "0",
-        ])
-        .arg("--root")
-        .arg(root.path())
+    let out = hearth_on(root.path())
+        .args(["--reactors", "0"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -6,7 +6,7 @@ use common::*;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 const CLEAN: &[&str] = &["--try-files", "$uri $uri.html $uri/ =404"];
@@ -319,9 +319,7 @@ fn equals_code_gets_the_error_page_of_its_class() {
 /// is still running after a few seconds (it should have refused the flags).
 fn refused(args: &[&str]) -> (Option<i32>, String) {
     let root = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["--bind", "127.0.0.1", "--port", "0", "-c", "--root"])
-        .arg(root.path())
+    let mut child = hearth_on(root.path())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

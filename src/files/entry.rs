@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::variants::{self, Coding, Variants, CODINGS};
 use super::watch::Stamp;
 use super::SMALL_FILE;
-use crate::http::response::{http_date, DATE_LEN};
+use crate::format::{http_date, DATE_LEN};
 use crate::sys::{self, FileStat};
 
 /// The bytes of a file response.

@@ -166,6 +166,15 @@ impl Drop for TestServer {
     }
 }
 
+/// The binary on a loopback port chosen by the kernel, without log files, serving
+/// `root`; add flags and run it.
+pub fn hearth_on(root: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    cmd.args(["--bind", "127.0.0.1", "--port", "0", "-c", "--root"])
+        .arg(root);
+    cmd
+}
+
 /// Sends a signal with the shell's built-in `kill` (keeps tests free of unsafe code,
 /// and needs nothing beyond an essential Debian system).
 pub fn send_signal(pid: u32, sig: &str) {
