@@ -204,9 +204,6 @@ pub struct Conn {
     /// The peer has shut down its sending side (read returned 0): buffered requests
     /// are still answered, then the connection closes.
     pub eof: bool,
-    /// Registered with its reactor's epoll yet (a connection served and closed straight
-    /// from accept never is, which saves an `epoll_ctl`).
-    pub registered: bool,
     /// Millisecond deadline on the shared clock; past it the connection is closed.
     pub deadline: u64,
     /// The earliest entry the home reactor's timer heap holds for this connection,
@@ -235,7 +232,6 @@ impl Conn {
             state: State::Head,
             out: Outgoing::default(),
             eof: false,
-            registered: false,
             deadline,
             timer_at: None,
             gauge: GaugeSlot::new(stats, Gauge::Reading),

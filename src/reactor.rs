@@ -488,7 +488,7 @@ impl Reactor {
             // The first bytes of a new request start its header clock. A body must
             // arrive whole within --timeout of its head (set when the body phase
             // begins), however it trickles in; lingering has its own limit.
-            if matches!(conn.state, State::Head) && was_empty && conn.registered {
+            if matches!(conn.state, State::Head) && was_empty {
                 let s = &self.shared.settings;
                 conn.deadline = clock::now_ms() + s.header_timeout_ms.min(s.timeout_ms);
             }

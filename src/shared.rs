@@ -88,12 +88,13 @@ impl Link {
     }
 
     /// Puts `conn` back in its slot and arms its descriptor for `events` (one-shot):
-    /// `EPOLL_CTL_ADD` the first time, `EPOLL_CTL_MOD` after. On failure the
-    /// connection stays in its slot and its token is returned.
-    pub fn park(&self, mut conn: Box<Conn>, events: u32) -> Result<(), (Token, io::Error)> {
+    /// `EPOLL_CTL_MOD`, or `EPOLL_CTL_ADD` when the descriptor is not registered yet
+    /// (a connection served and closed straight from accept never is, which saves
+    /// an `epoll_ctl`; one that waits pays one failed `MOD` the first time). On
+    /// failure the connection stays in its slot and its token is returned.
+    pub fn park(&self, conn: Box<Conn>, events: u32) -> Result<(), (Token, io::Error)> {
         let fd = conn.fd();
         let token = conn.token;
-        let registered = std::mem::replace(&mut conn.registered, true);
         // Level-triggered + EPOLLONESHOT: at most one thread owns a connection, and
         // re-arming reports data that is already waiting, so a read shorter than the
         // buffer can stop without the extra read that edge-triggered mode needs to
@@ -106,12 +107,13 @@ impl Link {
         // and reused by a new connection; and an event the re-arm reports at once waits
         // on the lock, then finds the connection in place.
         self.slots
-            .put_then(conn, || {
-                if registered {
-                    self.epoll.modify(fd, events, token.0)
-                } else {
+            .put_then(conn, || match self.epoll.modify(fd, events, token.0) {
+                // Closing a descriptor removes it from every epoll set, so ENOENT
+                // means this connection's own descriptor was never added.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                     self.epoll.add(fd, events, token.0)
                 }
+                r => r,
             })
             .map_err(|e| (token, e))
     }
