@@ -78,8 +78,6 @@ pub struct Reactor {
     timers: Timers,
     accept_paused_until: Option<u64>,
     listeners_registered: bool,
-    /// Accepting failed for lack of descriptors or memory and has not succeeded since.
-    accept_starved: bool,
     grace_deadline: Option<u64>,
     overload: Vec<u8>,
     scratch: Vec<u8>,
@@ -117,7 +115,6 @@ impl Reactor {
             timers: Timers::default(),
             accept_paused_until: None,
             listeners_registered: false,
-            accept_starved: false,
             grace_deadline: None,
             overload: response::overload_response(),
             scratch: vec![0; 16 * 1024],
@@ -304,13 +301,13 @@ impl Reactor {
     }
 
     fn pause_accept(&mut self, e: &io::Error) {
-        // Once per episode, not once per back-off.
-        if !self.accept_starved {
+        // Descriptors are the process's: every reactor runs out together. One line
+        // per episode, whichever reactor sees it first, not one per back-off.
+        if !self.shared.accept_starved.swap(true, Ordering::AcqRel) {
             log::error!(
                 "accept: {e}; pausing accepts ({} connections open)",
                 self.shared.open()
             );
-            self.accept_starved = true;
         }
         self.deregister_listeners();
         self.accept_paused_until = Some(clock::now_ms() + ACCEPT_BACKOFF_MS);
@@ -357,7 +354,9 @@ impl Reactor {
     fn accepted(&mut self, stream: std::net::TcpStream, peer: std::net::SocketAddr) {
         let stats = &self.shared.stats;
         stats.accepted.fetch_add(1, Ordering::Relaxed);
-        if std::mem::take(&mut self.accept_starved) {
+        if self.shared.accept_starved.load(Ordering::Relaxed)
+            && self.shared.accept_starved.swap(false, Ordering::AcqRel)
+        {
             log::info!("accepting connections again ({} open)", self.shared.open());
         }
         if !self.shared.admit() {

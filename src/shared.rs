@@ -131,6 +131,9 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// Set once a stop has begun.
     pub draining: AtomicBool,
+    /// Accepting failed for lack of descriptors or memory and has not succeeded
+    /// since, in any reactor (so the episode is logged once).
+    pub accept_starved: AtomicBool,
     /// One link per reactor; a connection's `home` indexes it.
     pub links: Box<[Link]>,
     /// Connections handed to the queue and not yet taken by a worker.
@@ -148,6 +151,7 @@ impl Shared {
             sites: ArcSwap::from_pointee(sites),
             stats: Arc::new(Stats::default()),
             draining: AtomicBool::new(false),
+            accept_starved: AtomicBool::new(false),
             links: links.into_boxed_slice(),
             queued: AtomicUsize::new(0),
             open: AtomicUsize::new(0),

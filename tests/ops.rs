@@ -249,6 +249,15 @@ fn graceful_stop_finishes_downloads_and_refuses_new_connections() {
 
 #[test]
 fn out_of_descriptors_pauses_accepting_without_spinning() {
+    out_of_descriptors("1");
+}
+
+#[test]
+fn out_of_descriptors_pauses_every_reactor_and_logs_once() {
+    out_of_descriptors("3");
+}
+
+fn out_of_descriptors(reactors: &str) {
     if !require_tool("prlimit") {
         return;
     }
@@ -257,7 +266,7 @@ fn out_of_descriptors_pauses_accepting_without_spinning() {
     // 40 descriptors in all: a few for the server itself, the rest for clients.
     let mut cmd = std::process::Command::new("prlimit");
     cmd.args(["--nofile=40:40", "--", env!("CARGO_BIN_EXE_hearth")]);
-    let srv = TestServer::launch(cmd, root, &["--max-conns", "1000"]);
+    let srv = TestServer::launch(cmd, root, &["--max-conns", "1000", "--reactors", reactors]);
     let (addr, pid) = (srv.addr, srv.child.id());
     // Far more connections than descriptors: the kernel queues them in the backlog.
     let held: Vec<_> = (0..80)
