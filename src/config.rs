@@ -17,7 +17,8 @@ Examples:
 Signals:
   SIGTERM, SIGINT  stop gracefully: stop accepting, close idle connections, let
                    responses in flight finish within --grace SECONDS
-  SIGHUP           reopen the log files (after logrotate has moved them)
+  SIGHUP           reopen the log files (after logrotate has moved them) and
+                   reload --config FILE (roots, vhosts, headers, log level)
 
 Exit codes:
   0  stopped cleanly (or --help, --version)
@@ -50,7 +51,7 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 #[command(
     name = "hearth",
     version,
-    about = "Static-file HTTP/1.1 server: epoll reactor + worker pool",
+    about = "Static-file HTTP/1.1 server: epoll reactors + worker pool",
     after_help = AFTER_HELP
 )]
 pub struct Config {
@@ -89,7 +90,7 @@ pub struct Config {
 
     /// Reactor threads: epoll loops that accept and read connections (default: one
     /// per two CPUs, at least one; the main thread is always reactor 0).
-    #[arg(long)]
+    #[arg(long, value_name = "N", help_heading = "Limits")]
     pub reactors: Option<usize>,
 
     /// Seconds a connection may wait for a complete request, or sit idle between
