@@ -164,14 +164,6 @@ impl Sites {
         Sites::new(default, vhosts)
     }
 
-    /// Only a default site.
-    pub fn single(default: Site) -> Sites {
-        Sites {
-            default,
-            vhosts: Vec::new(),
-        }
-    }
-
     /// The site a request with this `Host` value is answered from: the vhost whose
     /// name matches case-insensitively, port ignored, else the default.
     pub fn pick(&self, host: Option<&str>) -> &Site {
