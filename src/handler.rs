@@ -428,15 +428,20 @@ fn validators<'a>(reply: Reply<'a>, e: &Entry, site: &Site, ruled: bool, vary: b
 /// The host a request names: the authority of an absolute-form target, which
 /// RFC 9112 §3.2.2 says takes precedence over `Host`, else the `Host` field.
 fn request_host<'a>(h: &Head<'a>) -> Option<&'a str> {
-    let t = h.target;
-    let rest = match t.as_bytes().get(..8) {
-        Some(p) if p.eq_ignore_ascii_case(b"https://") => &t[8..],
-        _ => match t.as_bytes().get(..7) {
-            Some(p) if p.eq_ignore_ascii_case(b"http://") => &t[7..],
-            _ => return h.host,
-        },
-    };
-    Some(&rest[..rest.find(['/', '?']).unwrap_or(rest.len())])
+    absolute_form(h.target).map_or(h.host, |(authority, _)| Some(authority))
+}
+
+/// An `http://` or `https://` target (scheme in any case) split into its authority
+/// and what follows it (`""`, or from the first `/` or `?`).
+fn absolute_form(target: &str) -> Option<(&str, &str)> {
+    let scheme = ["http://", "https://"].into_iter().find(|p| {
+        target
+            .as_bytes()
+            .get(..p.len())
+            .is_some_and(|t| t.eq_ignore_ascii_case(p.as_bytes()))
+    })?;
+    let rest = &target[scheme.len()..];
+    Some(rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len())))
 }
 
 /// `Content-Range: bytes start-(end-1)/len`.
@@ -471,18 +476,10 @@ fn origin_form(target: &str) -> Option<&str> {
     if target.starts_with('/') {
         return Some(target);
     }
-    let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
-    let rest = if lower.starts_with("http://") {
-        &target[7..]
-    } else if lower.starts_with("https://") {
-        &target[8..]
-    } else {
-        return None;
-    };
-    match rest.find(['/', '?']) {
-        Some(i) if rest.as_bytes()[i] == b'/' => Some(&rest[i..]),
-        Some(_) => None,
-        None => Some("/"),
+    match absolute_form(target)?.1 {
+        "" => Some("/"),
+        rest if rest.starts_with('/') => Some(rest),
+        _ => None,
     }
 }
 

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::clock;
 use crate::conn::{Conn, State, Token};
 use crate::http::response;
-use crate::logging::Logs;
+use crate::logging::{Logs, Throttle};
 use crate::reload::Reloader;
 use crate::shared::{Batch, Link, Notice, Shared};
 use crate::sys::{self, Event, SignalFd, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
@@ -27,6 +27,10 @@ const WAKER: u64 = u64::MAX - 2;
 const LISTENERS: u64 = u64::MAX - 16;
 /// Most listening sockets one reactor watches.
 pub const MAX_LISTENERS: usize = 64;
+
+/// One line a second about refusing connections at `--max-conns`, whichever
+/// reactor refuses them.
+static OVERLOADS: Throttle = Throttle::new(1);
 
 /// Events fetched per `epoll_wait`.
 const EVENTS: usize = 1024;
@@ -81,7 +85,6 @@ pub struct Reactor {
     grace_deadline: Option<u64>,
     overload: Vec<u8>,
     scratch: Vec<u8>,
-    last_overload_log: u64,
 }
 
 impl Reactor {
@@ -118,7 +121,6 @@ impl Reactor {
             grace_deadline: None,
             overload: response::overload_response(),
             scratch: vec![0; 16 * 1024],
-            last_overload_log: 0,
         };
         r.register_listeners()?;
         Ok(r)
@@ -391,13 +393,11 @@ impl Reactor {
         let _ = sys::send(fd, &self.overload, false);
         let _ = sys::shutdown_write(fd);
         self.shared.stats.response(503);
-        let now = clock::now_ms();
-        if now.saturating_sub(self.last_overload_log) >= 1000 {
+        if OVERLOADS.allow().is_some() {
             log::warn!(
                 "--max-conns {} reached: answering new connections with 503",
                 self.shared.settings.max_conns
             );
-            self.last_overload_log = now;
         }
     }
 
@@ -559,33 +559,31 @@ impl Reactor {
     /// later deadline re-arms the timer for it, unless an earlier entry is pending.
     fn expire_timers(&mut self) {
         let now = clock::now_ms();
-        let shared = self.shared.clone();
-        let slots = &shared.link(self.id).slots;
         while let Some((_, token)) = self.timers.pop_due(now) {
-            let expired = slots.with_mut(token, |c| {
+            // Disjoint fields: the slots are read while the timer heap takes a push.
+            let timers = &mut self.timers;
+            let expired = self.shared.links[self.id].slots.with_mut(token, |c| {
                 if c.deadline <= now {
                     return true;
                 }
                 if c.needs_timer(now) {
                     c.timer_at = Some(c.deadline);
-                    self.timers.push(c.deadline, token);
+                    timers.push(c.deadline, token);
                 }
                 false
             });
             // None: closed (the token is stale) or a worker holds it, and the worker
             // asks for a timer when it hands the connection back.
             if expired == Some(true) {
-                if let Some(c) = slots.take(token) {
+                if let Some(c) = self.link().slots.take(token) {
                     log::debug!("{}: timed out", c.peer);
                     self.close(c);
                 }
             }
         }
+        let link = &self.shared.links[self.id];
         self.timers
-            .compact(|token| slots.token(token.index()) == token);
-        shared
-            .link(self.id)
-            .timers
-            .store(self.timers.len(), Ordering::Relaxed);
+            .compact(|token| link.slots.token(token.index()) == token);
+        link.timers.store(self.timers.len(), Ordering::Relaxed);
     }
 }

@@ -429,10 +429,14 @@ impl SignalFd {
     }
 }
 
+/// A path for a syscall: `EINVAL` if it holds a NUL byte.
+fn c_path(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
 /// Opens a directory as an `O_PATH` handle, the anchor for `open_beneath`.
 pub fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = c_path(path.as_os_str().as_bytes())?;
     let fd = syscall!(open(
         c.as_ptr(),
         libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC
@@ -456,7 +460,7 @@ struct OpenHow {
 /// refuse (EXDEV) any resolution, symbolic links included, that leaves `dir`.
 /// Returns `ENOSYS` where the kernel lacks `openat2`.
 pub fn open_at(dir: &OwnedFd, rel: &[u8], beneath: bool) -> io::Result<File> {
-    let c = CString::new(rel).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c = c_path(rel)?;
     let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
     let fd = if beneath {
         let how = OpenHow {

@@ -117,13 +117,14 @@ impl Worker {
         }
         let mut sent = 0;
         let r = c.write_out(&mut sent, || self.shared.queue_len() > 0);
+        let now = clock::now_ms();
         if sent > 0 {
             let stats = &self.shared.stats;
             stats.bytes_sent.fetch_add(sent, Ordering::Relaxed);
-            c.deadline = clock::now_ms() + self.shared.settings.timeout_ms;
+            c.deadline = now + self.shared.settings.timeout_ms;
         }
         match r {
-            Ok(WriteStatus::Done) => self.written(c, after),
+            Ok(WriteStatus::Done) => self.written(c, after, now),
             Ok(WriteStatus::Blocked) | Ok(WriteStatus::Yield) => ControlFlow::Break(Next::Write),
             Err(e) => {
                 log::debug!("{}: write failed: {e}", c.peer);
@@ -132,8 +133,8 @@ impl Worker {
         }
     }
 
-    /// A response is out: close, linger, or go on to the next request.
-    fn written(&mut self, c: &mut Conn, after: After) -> Step {
+    /// A response is out (at `now`): close, linger, or go on to the next request.
+    fn written(&mut self, c: &mut Conn, after: After, now: u64) -> Step {
         // Keep the larger head buffer in this worker for the next response; an idle
         // connection holds none.
         let head = self.handler.head_mut();
@@ -156,11 +157,11 @@ impl Worker {
             After::KeepAlive => {
                 c.state = State::Head;
                 if c.buf.is_empty() {
-                    c.deadline = clock::now_ms() + s.timeout_ms;
+                    c.deadline = now + s.timeout_ms;
                     return ControlFlow::Break(wait_input(c));
                 }
                 // The next request has begun arriving: its head clock starts now.
-                c.deadline = clock::now_ms() + s.header_timeout_ms.min(s.timeout_ms);
+                c.deadline = now + s.header_timeout_ms.min(s.timeout_ms);
                 ControlFlow::Continue(())
             }
         }

@@ -32,12 +32,6 @@ fn run(args: &[&str]) -> Output {
         .expect("run hearth")
 }
 
-/// GET `path` with `Host: host` on a keep-alive connection.
-fn get_on(s: &mut TcpStream, path: &str, host: &str) -> Response {
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
-    read_response(s, true).expect("response")
-}
-
 fn get_host(srv: &TestServer, path: &str, host: &str) -> Response {
     srv.request(
         format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -206,7 +200,7 @@ fn sighup_reloads_on_an_open_connection_and_keeps_a_good_config_over_a_broken_on
     let cfg = write_config(dir.path(), &config(a.path(), 1));
     let srv = TestServer::start(&["--config", cfg.to_str().unwrap()]);
     let mut s = srv.connect();
-    let r = get_on(&mut s, "/", "v.example");
+    let r = get_on(&mut s, "/", "v.example", "");
     assert_eq!(
         (r.body.as_slice(), r.header("x-gen")),
         (&b"old root\n"[..], Some("1"))
@@ -215,13 +209,16 @@ fn sighup_reloads_on_an_open_connection_and_keeps_a_good_config_over_a_broken_on
     write_config(dir.path(), &config(b.path(), 2));
     send_signal(srv.child.id(), "HUP");
     eventually("the new configuration on the open connection", || {
-        let r = get_on(&mut s, "/", "v.example");
+        let r = get_on(&mut s, "/", "v.example", "");
         r.header("x-gen") == Some("2")
     });
-    let r = get_on(&mut s, "/", "v.example");
+    let r = get_on(&mut s, "/", "v.example", "");
     assert_eq!(r.body, b"new root\n");
     assert_eq!(r.header("cache-control"), Some("gen-2"));
-    assert_eq!(get_on(&mut s, "/hello.txt", "t").header("x-gen"), Some("2"));
+    assert_eq!(
+        get_on(&mut s, "/hello.txt", "t", "").header("x-gen"),
+        Some("2")
+    );
 
     // A broken file: logged with its name, the running configuration stays.
     write_config(dir.path(), "cache-control = [\n");
@@ -230,7 +227,7 @@ fn sighup_reloads_on_an_open_connection_and_keeps_a_good_config_over_a_broken_on
         let log = srv.log("server.log");
         log.contains("reload of") && log.contains("hearth.toml")
     });
-    let r = get_on(&mut s, "/", "v.example");
+    let r = get_on(&mut s, "/", "v.example", "");
     assert_eq!(
         (r.body.as_slice(), r.header("x-gen")),
         (&b"new root\n"[..], Some("2"))
@@ -245,7 +242,10 @@ fn sighup_reloads_on_an_open_connection_and_keeps_a_good_config_over_a_broken_on
     eventually("the ignored key in server.log", || {
         srv.log("server.log").contains("max-body changed")
     });
-    assert_eq!(get_on(&mut s, "/", "v.example").header("x-gen"), Some("3"));
+    assert_eq!(
+        get_on(&mut s, "/", "v.example", "").header("x-gen"),
+        Some("3")
+    );
 }
 
 #[test]

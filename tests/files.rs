@@ -240,33 +240,29 @@ fn followed_links_to_dotfiles_are_hidden() {
     assert_eq!(server.get("/publiclink").body, b"public\n");
 }
 
-/// GET `path` on a keep-alive connection, with extra header lines.
-fn get_on(s: &mut std::net::TcpStream, path: &str, extra: &str) -> Response {
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}\r\n").as_bytes())
-        .unwrap();
-    read_response(s, true).expect("response")
-}
-
 #[test]
 fn renamed_over_files_are_served_fresh() {
     let server = TestServer::start(&[]);
     let mut s = server.connect();
     let big = |i: usize| vec![b'a' + (i % 26) as u8; 100 * 1024 + i];
     std::fs::write(server.path("big.bin"), big(0)).unwrap();
-    assert_eq!(get_on(&mut s, "/hello.txt", "").status, 200);
-    assert_eq!(get_on(&mut s, "/big.bin", "").body, big(0));
+    assert_eq!(get_on(&mut s, "/hello.txt", "t", "").status, 200);
+    assert_eq!(get_on(&mut s, "/big.bin", "t", "").body, big(0));
     // Each version written beside the file, then renamed over it, as deploys do;
     // the next request on the same connection sees it.
     for i in 1..40 {
         let tmp = server.path(&format!("hello.txt.tmp{i}"));
         std::fs::write(&tmp, format!("version {i}\n")).unwrap();
         std::fs::rename(&tmp, server.path("hello.txt")).unwrap();
-        let r = get_on(&mut s, "/hello.txt", "");
+        let r = get_on(&mut s, "/hello.txt", "t", "");
         assert_eq!(r.body, format!("version {i}\n").as_bytes(), "round {i}");
         let tmp = server.path(&format!("big.tmp{i}"));
         std::fs::write(&tmp, big(i)).unwrap();
         std::fs::rename(&tmp, server.path("big.bin")).unwrap();
-        assert!(get_on(&mut s, "/big.bin", "").body == big(i), "round {i}");
+        assert!(
+            get_on(&mut s, "/big.bin", "t", "").body == big(i),
+            "round {i}"
+        );
     }
 }
 
@@ -275,18 +271,18 @@ fn a_sibling_that_appears_is_served_at_once() {
     let server = TestServer::start(&[]);
     let mut s = server.connect();
     let gzip = "Accept-Encoding: gzip\r\n";
-    let r = get_on(&mut s, "/style.css", gzip);
+    let r = get_on(&mut s, "/style.css", "t", gzip);
     assert_eq!(
         (r.header("content-encoding"), r.header("vary")),
         (None, None)
     );
     for round in 0..10 {
         std::fs::write(server.path("style.css.gz"), format!("gz {round}")).unwrap();
-        let r = get_on(&mut s, "/style.css", gzip);
+        let r = get_on(&mut s, "/style.css", "t", gzip);
         assert_eq!(r.header("content-encoding"), Some("gzip"), "round {round}");
         assert_eq!(r.body, format!("gz {round}").as_bytes());
         std::fs::remove_file(server.path("style.css.gz")).unwrap();
-        let r = get_on(&mut s, "/style.css", gzip);
+        let r = get_on(&mut s, "/style.css", "t", gzip);
         assert_eq!(r.header("content-encoding"), None, "round {round}");
         assert_eq!(r.body, b"body{}\n");
     }

@@ -80,9 +80,9 @@ impl Cache {
         &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
-    /// Accounts for an entry leaving a shard.
-    fn forget(&self, shard: &mut Shard, e: &Entry) {
-        shard.bytes = shard.bytes.saturating_sub(memory_len(e));
+    /// Accounts for an entry leaving a shard that holds `bytes`.
+    fn forget(&self, bytes: &mut u64, e: &Entry) {
+        *bytes = bytes.saturating_sub(memory_len(e));
         self.open.fetch_sub(fds(e), Ordering::Relaxed);
     }
 
@@ -95,7 +95,7 @@ impl Cache {
     pub(super) fn remove(&self, key: &str) {
         let mut shard = self.shard(key).lock();
         if let Some(old) = shard.map.remove(key) {
-            self.forget(&mut shard, &old);
+            self.forget(&mut shard.bytes, &old);
         }
     }
 
@@ -115,13 +115,13 @@ impl Cache {
         if shard.map.len() >= SHARD_ENTRIES || shard.bytes + size > SHARD_BYTES {
             let old = std::mem::take(&mut shard.map);
             for e in old.values() {
-                self.forget(&mut shard, e);
+                self.forget(&mut shard.bytes, e);
             }
         }
         self.open.fetch_add(fds(&entry), Ordering::Relaxed);
         shard.bytes += size;
         if let Some(old) = shard.map.insert(key.into(), entry) {
-            self.forget(&mut shard, &old);
+            self.forget(&mut shard.bytes, &old);
         }
     }
 
@@ -138,18 +138,14 @@ impl Cache {
 
     fn retain(&self, shard: &Mutex<Shard>, mut keep: impl FnMut(&Entry) -> bool) {
         let mut guard = shard.lock();
-        let shard = &mut *guard;
-        let mut gone = Vec::new();
-        shard.map.retain(|_, e| {
+        let Shard { map, bytes } = &mut *guard;
+        map.retain(|_, e| {
             let k = keep(e);
             if !k {
-                gone.push(e.clone());
+                self.forget(bytes, e);
             }
             k
         });
-        for e in gone {
-            self.forget(shard, &e);
-        }
     }
 
     /// At most once per [`SWEEP_MS`], closes cached files that have been deleted, so

@@ -2,7 +2,6 @@
 //! thread that also polls a wake-up eventfd so it can be told to stop.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -26,8 +25,7 @@ impl Inotify {
     /// Watches `path` (a directory) for `mask`; returns the watch descriptor. Adding
     /// a directory already watched returns its descriptor again.
     pub fn add_watch(&self, path: &Path, mask: u32) -> io::Result<i32> {
-        let c = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let c = super::c_path(path.as_os_str().as_bytes())?;
         syscall!(inotify_add_watch(self.fd.as_raw_fd(), c.as_ptr(), mask))
     }
 

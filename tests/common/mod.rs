@@ -166,6 +166,14 @@ impl Drop for TestServer {
     }
 }
 
+/// GET `path` with `Host: host` and `extra` header lines (each ending in CRLF) on a
+/// keep-alive connection, and reads the response.
+pub fn get_on(s: &mut TcpStream, path: &str, host: &str, extra: &str) -> Response {
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n").as_bytes())
+        .unwrap();
+    read_response(s, true).expect("response")
+}
+
 /// The binary on a loopback port chosen by the kernel, without log files, serving
 /// `root`; add flags and run it.
 pub fn hearth_on(root: &Path) -> Command {
