@@ -1,7 +1,7 @@
 //! A strict, incremental decoder for `Transfer-Encoding: chunked` request bodies
 //! (RFC 9112 §7.1). The server never keeps body bytes, so it only counts them.
 
-use super::request::TCHAR;
+use super::grammar::TCHAR;
 
 /// Longest chunk-size line (size, extensions) or trailer line accepted.
 const MAX_LINE: usize = 4096;

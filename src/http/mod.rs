@@ -2,6 +2,7 @@
 //! ranges.
 
 pub mod chunked;
+pub mod grammar;
 pub mod precondition;
 pub mod request;
 pub mod response;

@@ -2,6 +2,7 @@
 //! checks RFC 9112 asks of a server that httparse leaves to its caller (bare LF/CR,
 //! framing headers, Host, limits).
 
+use super::grammar::{host_ok, target_ok, TARGET, TCHAR};
 use super::Status;
 
 /// Most header fields accepted in one request (431 past it).
@@ -122,44 +123,6 @@ fn classify(method: &str) -> Option<Method> {
     })
 }
 
-/// A byte class as a lookup table: ASCII letters and digits plus `extra`.
-const fn byte_set(extra: &[u8]) -> [bool; 256] {
-    let mut set = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        set[b] = (b as u8).is_ascii_alphanumeric();
-        b += 1;
-    }
-    let mut i = 0;
-    while i < extra.len() {
-        set[extra[i] as usize] = true;
-        i += 1;
-    }
-    set
-}
-
-/// `tchar` (RFC 9110 §5.6.2): method names, field names, chunk-extension tokens.
-pub(crate) const TCHAR: [bool; 256] = byte_set(b"!#$%&'*+-.^_`|~");
-
-/// Bytes a request-target may hold unencoded (RFC 9112 §3.2 built from RFC 3986:
-/// unreserved, sub-delims, ":" "@" "/" "?", "%" for pct-encoded, and "[" "]" for an
-/// IP literal in the authority).
-const TARGET: [bool; 256] = byte_set(b"-._~!$&'()*+,;=:@/?%[]");
-
-/// reg-name bytes of a Host (RFC 3986 §3.2.2: unreserved, sub-delims, "%"). The comma
-/// sub-delim is left out: no host name contains one, and `a,b` is what a list of
-/// hosts folded into one field looks like.
-const REG_NAME: [bool; 256] = byte_set(b"-._~!$&'()*+;=%");
-
-/// Every `%` starts a `%XX` escape of two hex digits.
-fn pct_encoded_ok(s: &[u8]) -> bool {
-    s.iter().enumerate().all(|(i, &b)| {
-        b != b'%'
-            || (s.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && s.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
-    })
-}
-
 /// The field names the server reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
@@ -238,76 +201,6 @@ fn parse_length(v: &[u8]) -> Option<u64> {
     v.iter().try_fold(0u64, |acc, &d| {
         acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
     })
-}
-
-/// A `Host` value: `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2), so no
-/// userinfo, path, list or whitespace.
-fn host_ok(v: &[u8]) -> bool {
-    let port = if let Some(rest) = v.strip_prefix(b"[") {
-        let Some(close) = rest.iter().position(|&b| b == b']') else {
-            return false;
-        };
-        if !ip_literal_ok(&rest[..close]) {
-            return false;
-        }
-        &rest[close + 1..]
-    } else {
-        // An IPv4 address is a reg-name as far as the bytes go.
-        let colon = v.iter().position(|&b| b == b':').unwrap_or(v.len());
-        let name = &v[..colon];
-        if !name.iter().all(|&b| REG_NAME[usize::from(b)]) || !pct_encoded_ok(name) {
-            return false;
-        }
-        &v[colon..]
-    };
-    match port.split_first() {
-        None => true,
-        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
-        Some(_) => false,
-    }
-}
-
-/// What sits between `[` and `]`: an IPv6 address or `v` HEXDIG "." followed by
-/// unreserved / sub-delims / ":" (IPvFuture).
-fn ip_literal_ok(lit: &[u8]) -> bool {
-    if let Some(rest) = lit.strip_prefix(b"v").or_else(|| lit.strip_prefix(b"V")) {
-        let hex = rest.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-        return match rest[hex..].split_first() {
-            Some((b'.', tail)) if hex > 0 && !tail.is_empty() => tail
-                .iter()
-                .all(|&b| b != b'%' && (REG_NAME[usize::from(b)] || b == b',' || b == b':')),
-            _ => false,
-        };
-    }
-    std::str::from_utf8(lit)
-        .ok()
-        .and_then(|s| s.parse::<std::net::Ipv6Addr>().ok())
-        .is_some()
-}
-
-/// Length of the authority at the start of a target: none for origin-form (`/…`) and
-/// asterisk-form, the part after `scheme://` up to the path or query for absolute-form,
-/// all of it for authority-form (`host:port`).
-fn authority_len(target: &[u8]) -> usize {
-    if target.first().is_some_and(|&b| b == b'/' || b == b'*') {
-        return 0;
-    }
-    let start = target
-        .windows(3)
-        .position(|w| w == b"://")
-        .map_or(0, |i| i + 3);
-    start
-        + target[start..]
-            .iter()
-            .position(|&b| b == b'/' || b == b'?')
-            .unwrap_or(target.len() - start)
-}
-
-/// A complete request target is inside the grammar: escapes are `%XX`, and brackets
-/// appear only around an IP literal in the authority.
-fn target_ok(target: &[u8]) -> bool {
-    let authority = authority_len(target);
-    pct_encoded_ok(target) && !target[authority..].iter().any(|&b| b == b'[' || b == b']')
 }
 
 /// The request line, once all of it is buffered.
