@@ -22,7 +22,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::config::Config;
-use crate::settings::{header_line, ConfigError};
+use crate::settings::{header_field, ConfigError};
 
 /// Keys a `[[vhost]]` table may set: what a site answers requests with. Every other
 /// flag applies to the whole process (and needs a restart to change).
@@ -52,7 +52,8 @@ pub struct PathRule {
 
 impl PathRule {
     /// A rule for `pattern` (which starts with `/`) setting `headers`; refuses
-    /// malformed globs and the headers [`header_line`] refuses (framing, hop-by-hop).
+    /// malformed globs and the headers [`header_field`] refuses (framing, hop-by-hop,
+    /// server-owned, names that are not tokens).
     pub fn new(pattern: &str, headers: &[(String, String)]) -> Result<PathRule, ConfigError> {
         let Some(rel) = pattern.strip_prefix('/') else {
             return Err(ConfigError(format!("path {pattern:?} must start with '/'")));
@@ -63,10 +64,14 @@ impl PathRule {
             .build()
             .map_err(|e| ConfigError(format!("path {pattern:?}: {e}")))?
             .compile_matcher();
-        let set = headers
-            .iter()
-            .map(|(n, v)| Ok((n.clone(), header_line(&format!("{n}: {v}"))?)))
-            .collect::<Result<_, ConfigError>>()?;
+        let mut set: Vec<(String, Vec<u8>)> = Vec::with_capacity(headers.len());
+        for (n, v) in headers {
+            let line = header_field(n, v).map_err(ConfigError)?;
+            if set.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)) {
+                return Err(ConfigError(format!("{n} is set twice in one rule")));
+            }
+            set.push((n.clone(), line));
+        }
         Ok(PathRule { glob, set })
     }
 }

@@ -264,6 +264,8 @@ impl Handler {
         // The file or a precompressed sibling; every response for a file that has
         // siblings says it depends on Accept-Encoding.
         let vary = e.varies();
+        // Header rules match the file served (an index file, a try-files result).
+        let served = e.path();
         let e = e.select(h.accept_encoding);
         let v = Validators {
             etag: &e.etag,
@@ -275,8 +277,8 @@ impl Handler {
                 Decision::Full => (0, e.len, Status::Ok),
                 Decision::Partial(a, b) => (a, b + 1, Status::PartialContent),
                 Decision::NotModified => {
-                    let mut reply = begin(&mut self.head, site, Status::NotModified, frame);
-                    let rules = site.path_headers(&self.path, &mut self.matched, reply.raw());
+                    let mut reply = Reply::new(&mut self.head, Status::NotModified, frame, &[]);
+                    let rules = site.file_headers(served, &mut self.matched, reply.raw());
                     return validators(reply, e, site, rules, vary).no_body();
                 }
                 Decision::PreconditionFailed => {
@@ -289,13 +291,13 @@ impl Handler {
                     return self.error(site, Status::RangeNotSatisfiable, frame, extra);
                 }
             };
-        let mut reply = begin(&mut self.head, site, status, frame)
+        let mut reply = Reply::new(&mut self.head, status, frame, &[])
             .header(b"Content-Type", e.content_type.as_bytes())
             .header_opt(b"Content-Encoding", e.coding.map(|c| c.token().as_bytes()));
         if status == Status::PartialContent {
             content_range(reply.raw(), start, end, e.len);
         }
-        let rules = site.path_headers(&self.path, &mut self.matched, reply.raw());
+        let rules = site.file_headers(served, &mut self.matched, reply.raw());
         let reply = validators(
             reply.header(b"Accept-Ranges", b"bytes"),
             e,

@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use crate::config::Config;
+use crate::http::grammar::TCHAR;
 use crate::http::request::Limits;
 
 /// Most reactor threads a process runs.
@@ -136,6 +137,29 @@ const RESERVED_HEADERS: &[&str] = &[
     "proxy-authorization",
 ];
 
+/// Header names the server sets itself on the responses that need them: the
+/// representation (type, coding, range), its validators, `Date`, `Server`, the
+/// redirect target, `Allow`, `Vary` and CORS (`--cors`). A configured copy would make
+/// a response carry two of them (two ETags, a Content-Encoding on an identity body).
+const OWNED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "content-range",
+    "accept-ranges",
+    "etag",
+    "last-modified",
+    "date",
+    "server",
+    "location",
+    "allow",
+    "vary",
+    "access-control-allow-origin",
+    "access-control-expose-headers",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-max-age",
+];
+
 /// Whether `name` is a framing or hop-by-hop header that configuration may not set.
 pub fn reserved_header(name: &str) -> bool {
     RESERVED_HEADERS
@@ -143,25 +167,59 @@ pub fn reserved_header(name: &str) -> bool {
         .any(|r| r.eq_ignore_ascii_case(name.trim()))
 }
 
-/// Encodes `Name: value` as a header line, refusing malformed names and values and
-/// the names in [`reserved_header`].
-pub fn header_line(spec: &str) -> Result<Vec<u8>, ConfigError> {
-    let bad = || ConfigError(format!("--header {spec:?}: expected 'Name: value'"));
-    let (name, value) = spec.split_once(':').ok_or_else(bad)?;
-    let value = value.trim();
-    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
-    if name.is_empty()
-        || !name.bytes().all(token)
-        || value.bytes().any(|c| c < 0x20 && c != b'\t' || c == 0x7f)
-    {
-        return Err(bad());
+/// Whether `name` is a header the server sets itself (see [`OWNED_HEADERS`]).
+pub fn owned_header(name: &str) -> bool {
+    OWNED_HEADERS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name.trim()))
+}
+
+/// Encodes `name: value` as a header line. The name must be a token (RFC 9110
+/// §5.6.2, so no `:` or space), the value free of control characters, and neither a
+/// framing, hop-by-hop or server-owned name; the error is a message without a key.
+pub fn header_field(name: &str, value: &str) -> Result<Vec<u8>, String> {
+    if name.is_empty() || !name.bytes().all(|c| TCHAR[usize::from(c)]) {
+        return Err(format!(
+            "{name:?} is not a header name (a token: no spaces or ':')"
+        ));
     }
+    let value = header_value(value).map_err(|e| format!("{name}: {e}"))?;
     if reserved_header(name) {
-        return Err(ConfigError(format!(
-            "--header {spec:?}: {name} is set by the server (framing or hop-by-hop header)"
-        )));
+        return Err(format!(
+            "{name} is set by the server (framing or hop-by-hop header)"
+        ));
+    }
+    if owned_header(name) {
+        return Err(format!(
+            "{name} is set by the server for each response; it cannot be configured"
+        ));
     }
     Ok(format!("{name}: {value}\r\n").into_bytes())
+}
+
+/// A header value with the spaces around it trimmed, refused if it holds a control
+/// character (CR and LF included, which would start another header).
+pub fn header_value(value: &str) -> Result<&str, String> {
+    let value = value.trim_matches([' ', '\t']);
+    if value.bytes().any(|c| c < 0x20 && c != b'\t' || c == 0x7f) {
+        return Err("the value holds a control character".into());
+    }
+    Ok(value)
+}
+
+/// Encodes `Name: value` (a `--header`) as a header line, refusing what
+/// [`header_field`] refuses and `Cache-Control`, which `--cache-control` and
+/// `[[headers]]` rules set (so a response never carries two).
+pub fn header_line(spec: &str) -> Result<Vec<u8>, ConfigError> {
+    let (name, value) = spec
+        .split_once(':')
+        .ok_or_else(|| ConfigError(format!("--header {spec:?}: expected 'Name: value'")))?;
+    if name.eq_ignore_ascii_case("cache-control") {
+        return Err(ConfigError(format!(
+            "--header {spec:?}: set Cache-Control with --cache-control or a [[headers]] rule"
+        )));
+    }
+    header_field(name, value).map_err(|e| ConfigError(format!("--header {spec:?}: {e}")))
 }
 
 impl Settings {
@@ -252,7 +310,17 @@ mod tests {
         assert!(header_line("Bad Name: x").is_err());
         assert!(header_line("NoColon").is_err());
         assert!(header_line("X: a\r\nInjected: 1").is_err());
+        assert!(header_line("X-A: b: c").unwrap() == b"X-A: b: c\r\n");
+        assert!(header_field("X-A: b", "c").is_err());
+        assert!(header_field("X A", "c").is_err());
         for reserved in [
+            "Content-Type: text/plain",
+            "ETag: \"x\"",
+            "content-encoding: gzip",
+            "Date: x",
+            "Content-Range: bytes 0-1/2",
+            "Access-Control-Allow-Origin: *",
+            "Cache-Control: no-cache",
             "Content-Length: 0",
             "transfer-encoding: chunked",
             "Connection: close",

@@ -69,6 +69,12 @@ impl Entry {
         }
     }
 
+    /// The file's path under the root: the index file for a directory, the file
+    /// itself (not a sibling) for a precompressed representation's source.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// True if the response depends on `Accept-Encoding` (siblings are served).
     pub fn varies(&self) -> bool {
         self.variants.any()
