@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use hearth::config_file::{self, LoadError, Loaded};
 use hearth::logging::Logs;
 use hearth::reload::Reloader;
-use hearth::settings::Settings;
+use hearth::settings::{self, Settings};
 use hearth::site::Sites;
 use hearth::sys::SignalFd;
 use hearth::{Server, StartError};
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let reloader = Reloader::new(argv, &loaded);
+    let reloader = Some(Reloader::new(argv, &loaded));
     let server = match Server::bind_loaded(&loaded, reloader, Some(signals), Some(logs)) {
         Ok(s) => s,
         Err(e) => {
@@ -115,6 +115,7 @@ fn root_problem(root: &Path) -> String {
 /// `nginx -t`.
 fn check(loaded: &Loaded) -> ExitCode {
     let result = Settings::from_config(&loaded.config, 1024)
+        .and_then(|s| settings::preflight(&loaded.config).map(|()| s))
         .map_err(|e| loaded.locate(e))
         .and_then(|s| Sites::build(loaded, s.file_fds));
     match result {

@@ -16,7 +16,7 @@ use crate::clock;
 use crate::conn::{Conn, State, Token};
 use crate::http::response;
 use crate::logging::{Logs, Throttle};
-use crate::reload::Reloader;
+use crate::reload::Trigger;
 use crate::shared::{Batch, Link, Notice, Shared};
 use crate::sys::{self, Event, SignalFd, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
 use crate::timer::Timers;
@@ -62,7 +62,7 @@ pub struct Control {
     /// Kept alive for SIGHUP reopening.
     pub logs: Option<Arc<Logs>>,
     /// Reloads the configuration file on SIGHUP, when there is one.
-    pub reload: Option<Reloader>,
+    pub reload: Option<Trigger>,
 }
 
 /// One reactor's state; lives on its own thread.
@@ -209,8 +209,9 @@ impl Reactor {
                         Some(l) => l.reopen(),
                         None => log::info!("SIGHUP: no log files to reopen"),
                     }
+                    // Built on the reload thread: this reactor goes on serving.
                     if let Some(r) = &control.reload {
-                        r.reload(&self.shared);
+                        r.reload();
                     }
                 }
                 _ => {

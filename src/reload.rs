@@ -1,14 +1,28 @@
-//! SIGHUP: read the configuration file again and swap in new sites.
+//! Reloading what requests are answered from, on a thread of its own
+//! (`hearth-reload`), so building a large configuration never delays the reactors.
 //!
-//! Only reactor 0 reloads. What a request is answered from (roots, vhosts, headers,
-//! cache-control, CORS) and the log level change for the next request, open
-//! keep-alive connections included; a worker planning a response keeps the sites it
-//! loaded until it is done. Process-level settings (port, binds, threads, limits)
-//! would need new sockets or threads: a change to them is logged and ignored.
+//! It reloads on SIGHUP (reactor 0 only passes the signal on): with `--config`, the
+//! file is read again; without one, the running configuration is built again. Either
+//! way every root is resolved anew, so a root given as a symbolic link follows the
+//! link's new target. Once a second it also checks that each root held open is still
+//! what its configured path names, and rebuilds when one was deleted, moved away or
+//! switched (the deploy pattern: a `current` link switched from one release to the
+//! next is followed within a second or two, SIGHUP or not).
+//!
+//! What a request is answered from (roots, vhosts, headers, cache-control, CORS) and
+//! the log level change for the next request, open keep-alive connections included;
+//! a worker planning a response keeps the sites it loaded until it is done.
+//! Process-level settings (port, binds, threads, limits) would need new sockets or
+//! threads: a change to them is logged and ignored.
 
 use std::ffi::OsString;
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::config_file::{self, Loaded, SITE_KEYS};
 use crate::shared::Shared;
@@ -16,29 +30,112 @@ use crate::site::Sites;
 
 /// Keys a reload applies although they are not per-site.
 const RELOADED: &[&str] = &["log-level", "config", "check"];
+/// How often the roots are checked for having moved.
+const ROOT_CHECK: Duration = Duration::from_secs(1);
 
-/// What a reload needs: the command line and the running process-level values.
+/// What a reload needs: the command line, the configuration the sites were last
+/// built from, and the process-level values the server started with.
 #[derive(Debug)]
 pub struct Reloader {
     argv: Vec<OsString>,
-    file: PathBuf,
-    running: Loaded,
+    /// The configuration file, when it is read again on SIGHUP.
+    file: Option<PathBuf>,
+    /// The configuration of the running sites.
+    current: Loaded,
+    /// Every flag's values at start, to tell which process-level ones changed.
+    started: Loaded,
+    /// Root identities when an automatic rebuild last failed: not retried (and
+    /// not logged again) until one of them changes.
+    failed: Option<Vec<Option<(u64, u64)>>>,
+}
+
+/// Asks the reload thread to reload; dropping every trigger ends the thread.
+#[derive(Debug, Clone)]
+pub struct Trigger(Sender<()>);
+
+impl Trigger {
+    /// Asks for a reload (SIGHUP). Returns at once; requests made while a reload
+    /// runs are served by one more reload.
+    pub fn reload(&self) {
+        let _ = self.0.try_send(());
+    }
 }
 
 impl Reloader {
-    /// A reloader for a configuration that came from a file (`None` without one).
-    pub fn new(argv: Vec<OsString>, loaded: &Loaded) -> Option<Reloader> {
-        Some(Reloader {
+    /// A reloader for `loaded`, which came from `argv` (the file is read again only
+    /// when `argv` names it).
+    pub fn new(argv: Vec<OsString>, loaded: &Loaded) -> Reloader {
+        let file = loaded.file.clone().filter(|_| !argv.is_empty());
+        Reloader {
             argv,
-            file: loaded.file.clone()?,
-            running: loaded.clone(),
-        })
+            file,
+            current: loaded.clone(),
+            started: loaded.clone(),
+            failed: None,
+        }
     }
 
-    /// Loads the file again; on success swaps in the new sites and log level, on
-    /// failure logs why and leaves everything as it was.
-    pub fn reload(&self, shared: &Shared) {
-        let loaded = config_file::load(&self.argv).map_err(|e| e.to_string());
+    /// Starts the reload thread over `shared`; it runs until every [`Trigger`] is
+    /// dropped.
+    pub fn start(mut self, shared: Arc<Shared>) -> io::Result<(Trigger, JoinHandle<()>)> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let thread = std::thread::Builder::new()
+            .name("hearth-reload".into())
+            .spawn(move || {
+                // Building sites is background work: the reactors and workers come
+                // first when the CPUs are busy.
+                crate::sys::lower_thread_priority();
+                self.run(&shared, &rx)
+            })?;
+        Ok((Trigger(tx), thread))
+    }
+
+    fn run(&mut self, shared: &Shared, rx: &Receiver<()>) {
+        loop {
+            match rx.recv_timeout(ROOT_CHECK) {
+                Ok(()) => self.reload(shared),
+                Err(RecvTimeoutError::Timeout) => self.check_roots(shared),
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Rebuilds the running configuration when a root moved (see the module docs).
+    fn check_roots(&mut self, shared: &Shared) {
+        let sites = shared.sites.load();
+        if !sites.roots_moved() {
+            self.failed = None;
+            return;
+        }
+        let now = sites.root_identities();
+        if self.failed.as_ref() == Some(&now) {
+            return;
+        }
+        drop(sites);
+        match Sites::build(&self.current, shared.settings.file_fds) {
+            Ok(sites) => {
+                self.failed = None;
+                shared.sites.store(Arc::new(sites));
+                log::info!("a document root moved; roots resolved again");
+            }
+            Err(e) => {
+                self.failed = Some(now);
+                self.report(&format!(
+                    "a document root moved, and the sites could not be rebuilt \
+                     (keeping the running ones): {e}"
+                ));
+            }
+        }
+    }
+
+    /// Loads the configuration again (the file, or the running one) and builds its
+    /// sites, resolving every root anew; on success swaps them in with the log
+    /// level, on failure reports why and leaves everything as it was.
+    pub fn reload(&mut self, shared: &Shared) {
+        let loaded = match &self.file {
+            Some(_) => config_file::load(&self.argv).map_err(|e| e.to_string()),
+            None => Ok(self.current.clone()),
+        };
         let built = loaded.and_then(|l| {
             Sites::build(&l, shared.settings.file_fds)
                 .map(|s| (l, s))
@@ -47,25 +144,42 @@ impl Reloader {
         let (loaded, sites) = match built {
             Ok(b) => b,
             Err(e) => {
-                log::error!(
-                    "reload of {} failed, keeping the running configuration: {e}",
-                    self.file.display()
-                );
+                let what = match &self.file {
+                    Some(f) => format!("reload of {}", f.display()),
+                    None => "reload".to_string(),
+                };
+                self.report(&format!(
+                    "{what} failed, keeping the running configuration: {e}"
+                ));
                 return;
             }
         };
         for (key, value) in &loaded.values {
             let site_key = SITE_KEYS.contains(&key.as_str()) || RELOADED.contains(&key.as_str());
-            if !site_key && self.running.values.get(key) != Some(value) {
+            if !site_key && self.started.values.get(key) != Some(value) {
                 log::warn!("reload: {key} changed; it needs a restart, ignored");
             }
         }
         shared.sites.store(Arc::new(sites));
         log::set_max_level(loaded.config.log_level);
-        log::info!(
-            "configuration reloaded from {} ({} vhosts)",
-            self.file.display(),
-            loaded.vhosts.len()
-        );
+        match &self.file {
+            Some(f) => log::info!(
+                "configuration reloaded from {} ({} vhosts)",
+                f.display(),
+                loaded.vhosts.len()
+            ),
+            None => log::info!("configuration reloaded; roots resolved again"),
+        }
+        self.failed = None;
+        self.current = loaded;
+    }
+
+    /// Logs an error; without log files (`--close-log`) it goes to stderr as well,
+    /// so a failed reload always leaves a trace.
+    fn report(&self, msg: &str) {
+        log::error!("{msg}");
+        if self.started.config.close_log {
+            eprintln!("hearth: {msg}");
+        }
     }
 }

@@ -39,7 +39,7 @@ pub struct Server {
     listeners: Vec<Listeners>,
     local: Vec<SocketAddr>,
     signals: Option<SignalFd>,
-    reloader: Option<Reloader>,
+    reloader: Reloader,
     notices: Vec<Receiver<Notice>>,
     queue_tx: Sender<Batch>,
     queue_rx: Receiver<Batch>,
@@ -85,7 +85,8 @@ impl Server {
     }
 
     /// As [`Server::bind`], for a configuration that may come from a file (with
-    /// vhosts and header rules); with `reloader`, SIGHUP reloads that file.
+    /// vhosts and header rules); with `reloader`, SIGHUP reloads that file, and
+    /// without one it builds the running configuration again (roots resolved anew).
     pub fn bind_loaded(
         loaded: &Loaded,
         reloader: Option<Reloader>,
@@ -132,7 +133,7 @@ impl Server {
             listeners,
             local,
             signals,
-            reloader,
+            reloader: reloader.unwrap_or_else(|| Reloader::new(Vec::new(), loaded)),
             notices,
             queue_tx,
             queue_rx,
@@ -176,10 +177,11 @@ impl Server {
         let logs = self.logs.map(Arc::new);
         let workers = spawn_workers(&self.shared, &self.queue_rx, logs.as_deref())?;
         drop(self.queue_rx);
+        let (trigger, reload_thread) = self.reloader.start(self.shared.clone())?;
         let control = Control {
             signals: self.signals,
             logs: logs.clone(),
-            reload: self.reloader,
+            reload: Some(trigger),
         };
         let parts = self.listeners.into_iter().zip(self.notices).collect();
         let (first, reactors) = start_reactors(&self.shared, parts, control, self.queue_tx)?;
@@ -195,6 +197,11 @@ impl Server {
         }
         for w in workers {
             let _ = w.join();
+        }
+        // Reactor 0 held the last trigger: the reload thread ends after any reload
+        // it is running.
+        if reload_thread.join().is_err() {
+            log::error!("the reload thread panicked");
         }
         if let Some(p) = &self.pid_file {
             let _ = std::fs::remove_file(p);

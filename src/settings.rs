@@ -284,6 +284,44 @@ impl Settings {
     }
 }
 
+/// What `--check` verifies on this host beyond the values themselves, as start-up
+/// would find it: the log directory is a directory (or can be made), the pid file's
+/// directory exists, and every `--bind` address is one this host has (tried with
+/// port 0, so a server already running on the port does not fail the check).
+pub fn preflight(cfg: &Config) -> Result<(), ConfigError> {
+    if !cfg.close_log && cfg.log_dir.exists() && !cfg.log_dir.is_dir() {
+        return Err(ConfigError(format!(
+            "--log-dir {:?}: not a directory",
+            cfg.log_dir
+        )));
+    }
+    if let Some(p) = &cfg.pid_file {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(ConfigError(format!(
+                "--pid-file {p:?}: the directory {dir:?} does not exist"
+            )));
+        }
+        if p.is_dir() {
+            return Err(ConfigError(format!("--pid-file {p:?}: is a directory")));
+        }
+    }
+    for ip in &cfg.bind {
+        if let Err(e) = std::net::TcpListener::bind((*ip, 0)) {
+            if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+                return Err(ConfigError(format!(
+                    "--bind {ip}: this host has no such address"
+                )));
+            }
+            return Err(ConfigError(format!("--bind {ip}: {e}")));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,15 +199,8 @@ impl Sites {
             .map_err(|e| loaded.locate(e))?;
         let mut vhosts = Vec::with_capacity(loaded.vhosts.len());
         for v in &loaded.vhosts {
-            let site = Site::from_config(&v.config, v.rules.clone(), fd_budget).map_err(|e| {
-                let file = loaded.file.as_deref().unwrap_or(std::path::Path::new("-"));
-                ConfigError(format!(
-                    "{}:{}: vhost {:?}: {e}",
-                    file.display(),
-                    v.line,
-                    v.host
-                ))
-            })?;
+            let site = Site::from_config(&v.config, v.rules.clone(), fd_budget)
+                .map_err(|e| loaded.locate_vhost(v, e))?;
             vhosts.push((v.host.clone(), site));
         }
         Sites::new(default, vhosts)
@@ -226,6 +219,28 @@ impl Sites {
             .iter()
             .find(|(h, _)| h.eq_ignore_ascii_case(name))
             .map_or(&self.default, |(_, s)| s)
+    }
+
+    /// Whether any site's root is no longer the directory its configured path
+    /// names (see [`Files::root_moved`]).
+    pub fn roots_moved(&self) -> bool {
+        self.all().any(|s| s.files.root_moved())
+    }
+
+    /// What every configured root path names now (see
+    /// [`Files::configured_identity`]), to tell one failed rebuild from the next.
+    pub fn root_identities(&self) -> Vec<Option<(u64, u64)>> {
+        self.all().map(|s| s.files.configured_identity()).collect()
+    }
+
+    /// The default site, then the vhosts.
+    fn all(&self) -> impl Iterator<Item = &Site> {
+        std::iter::once(&self.default).chain(self.vhosts.iter().map(|(_, s)| s))
+    }
+
+    /// Sites in all, the default included.
+    pub fn count(&self) -> usize {
+        1 + self.vhosts.len()
     }
 
     /// The default site.

@@ -308,6 +308,15 @@ pub fn shutdown_write(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10) for background work;
+/// best effort, a failure changes nothing else.
+pub fn lower_thread_priority() {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
+    // On Linux a thread id names one thread for PRIO_PROCESS.
+    let _ = syscall!(setpriority(libc::PRIO_PROCESS, tid, 10));
+}
+
 /// Ignores SIGPIPE, so a write to a reset connection fails with EPIPE instead.
 pub fn ignore_sigpipe() {
     // SAFETY: installing SIG_IGN is async-signal-safe and has no preconditions.

@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -201,4 +202,261 @@ fn header_rules_match_the_file_served() {
         (r.status, r.header("cache-control")),
         (304, Some("no-cache"))
     );
+}
+
+#[test]
+fn a_sites_own_lists_replace_the_command_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = site("v\n");
+    std::fs::write(v.path().join("v404.html"), b"vhost 404\n").unwrap();
+    let text = format!(
+        "[[vhost]]\nhost = \"v.example\"\nroot = {:?}\n\
+         error-page = [\"404=/v404.html\"]\nheader = [\"X-V: 1\"]\n",
+        v.path()
+    );
+    let cfg = write_config(dir.path(), &text);
+    let srv = TestServer::start_with(
+        &[
+            "--config",
+            cfg.to_str().unwrap(),
+            "--error-page",
+            "404=/404.html",
+            "--header",
+            "X-Cli: 1",
+        ],
+        |root| {
+            populate(root);
+            std::fs::write(root.join("404.html"), b"default 404\n").unwrap();
+        },
+    );
+    let r = get_host(&srv, "/missing", "v.example");
+    assert_eq!((r.status, &r.body[..]), (404, &b"vhost 404\n"[..]));
+    assert_eq!((r.header("x-v"), r.header("x-cli")), (Some("1"), None));
+    let r = get_host(&srv, "/missing", "other.example");
+    assert_eq!((r.status, &r.body[..]), (404, &b"default 404\n"[..]));
+    assert_eq!((r.header("x-v"), r.header("x-cli")), (None, Some("1")));
+}
+
+#[test]
+fn every_configuration_error_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = site("x");
+    let r = format!("root = {:?}\n", root.path());
+    let a_file = dir.path().join("a-file");
+    std::fs::write(&a_file, b"").unwrap();
+    let cases = [
+        (
+            format!("{r}[[vhost]]\nhost = \"a.example\"\n[[vhost]]\nhost = \"A.example\"\n"),
+            ":5: host: vhost \"a.example\" is given twice",
+        ),
+        (
+            format!("{r}cache-control = \"a\\u0001b\"\n"),
+            ":2: cache-control:",
+        ),
+        (format!("{r}cors = \"a\\u0001b\"\n"), ":2: cors:"),
+        (
+            format!("{r}[[vhost]]\nhost = \"v.example\"\ncache-control = \"a\\u0001b\"\n"),
+            ":4: cache-control: vhost \"v.example\"",
+        ),
+        (
+            format!("{r}[[vhost]]\nhost = \"v.example\"\nroot = \"/does/not/exist\"\n"),
+            ":4: root: vhost \"v.example\"",
+        ),
+        (format!("{r}log-dir = {a_file:?}\n"), ":2: log-dir:"),
+        (
+            format!("{r}pid-file = \"/does/not/exist/hearth.pid\"\n"),
+            ":2: pid-file:",
+        ),
+        // TEST-NET-1: documentation addresses no host has.
+        (format!("{r}bind = [\"192.0.2.1\"]\n"), ":2: bind:"),
+        (
+            format!("{r}[[vhost]]\nhost = \"a.example:8080\"\n"),
+            ":3: host:",
+        ),
+        (format!("{r}[[vhost]]\nhost = \"a example\"\n"), ":3: host:"),
+        (
+            format!("{r}[[vhost]]\nhost = \"a\\texample\"\n"),
+            ":3: host:",
+        ),
+    ];
+    for (text, want) in cases {
+        let (code, err) = check(dir.path(), &text);
+        assert_eq!(code, Some(2), "{text}: {err}");
+        assert!(err.contains(&format!("hearth.toml{want}")), "{text}: {err}");
+    }
+    // The same pid-file and log-dir problems from the command line are refused too.
+    for args in [
+        &["--log-dir", a_file.to_str().unwrap()][..],
+        &["--pid-file", "/does/not/exist/hearth.pid"],
+    ] {
+        let mut all = vec!["--root", root.path().to_str().unwrap(), "--check"];
+        all.extend_from_slice(args);
+        let out = run(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn a_failed_reload_without_log_files_is_written_to_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "cache-control = \"gen-1\"\n");
+    let mut srv = TestServer::start(&["--config", cfg.to_str().unwrap(), "--close-log"]);
+    assert_eq!(srv.get("/hello.txt").header("cache-control"), Some("gen-1"));
+    write_config(dir.path(), "cache-control = [\n");
+    send_signal(srv.child.id(), "HUP");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(srv.get("/hello.txt").header("cache-control"), Some("gen-1"));
+    srv.terminate();
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut srv.child.stderr.take().unwrap(), &mut err);
+    assert!(
+        err.contains("reload of") && err.contains("hearth.toml:1"),
+        "{err}"
+    );
+}
+
+/// A server started by hand (for a root that is not a temporary directory of its
+/// own), killed on drop.
+struct Running {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Running {
+    fn start(mut cmd: Command) -> Running {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn hearth");
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("startup line");
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .and_then(|a| a.trim_end_matches('/').parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        Running { child, addr }
+    }
+
+    fn get(&self, path: &str) -> Option<Response> {
+        let mut s = std::net::TcpStream::connect(self.addr).ok()?;
+        s.set_read_timeout(Some(IO_TIMEOUT)).ok()?;
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .ok()?;
+        read_response(&mut s, true).ok()
+    }
+
+    fn body(&self, path: &str) -> Vec<u8> {
+        self.get(path).map(|r| r.body).unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Points the symbolic link `link` at `target` atomically (a rename over it).
+fn switch_link(link: &Path, target: &Path) {
+    let tmp = link.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).unwrap();
+    std::fs::rename(&tmp, link).unwrap();
+}
+
+#[test]
+fn a_root_deleted_or_moved_and_made_again_is_served() {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("index.html"), b"v1\n").unwrap();
+    let srv = Running::start(hearth_on(&root));
+    assert_eq!(srv.body("/"), b"v1\n");
+
+    // rm -rf root; mkdir root; echo v2 > root/index.html
+    std::fs::remove_dir_all(&root).unwrap();
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("index.html"), b"v2\n").unwrap();
+    eventually("the recreated root", Duration::from_secs(3), || {
+        srv.body("/") == b"v2\n"
+    });
+
+    // mv root root.old; mkdir root
+    std::fs::rename(&root, base.path().join("root.old")).unwrap();
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("index.html"), b"v3\n").unwrap();
+    eventually("the new root after a move", Duration::from_secs(3), || {
+        srv.body("/") == b"v3\n"
+    });
+    // A root missing for a while is picked up once it exists again.
+    std::fs::rename(&root, base.path().join("root.v3")).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("index.html"), b"v4\n").unwrap();
+    eventually("the root made again", Duration::from_secs(3), || {
+        srv.body("/") == b"v4\n"
+    });
+}
+
+#[test]
+fn a_symlinked_root_follows_its_switch_with_or_without_sighup() {
+    let base = tempfile::tempdir().unwrap();
+    for (rel, body) in [
+        ("rel1", "release 1\n"),
+        ("rel2", "release 2\n"),
+        ("rel3", "release 3\n"),
+    ] {
+        std::fs::create_dir(base.path().join(rel)).unwrap();
+        std::fs::write(base.path().join(rel).join("index.html"), body).unwrap();
+    }
+    let current = base.path().join("current");
+    switch_link(&current, Path::new("rel1"));
+    let srv = Running::start(hearth_on(&current));
+    assert_eq!(srv.body("/"), b"release 1\n");
+    // The deploy: switch the link, then SIGHUP (no --config).
+    switch_link(&current, Path::new("rel2"));
+    send_signal(srv.child.id(), "HUP");
+    eventually(
+        "the new release after SIGHUP",
+        Duration::from_secs(2),
+        || srv.body("/") == b"release 2\n",
+    );
+    // Without a signal it is noticed within a second or two.
+    switch_link(&current, Path::new("rel3"));
+    eventually(
+        "the new release without a signal",
+        Duration::from_secs(3),
+        || srv.body("/") == b"release 3\n",
+    );
+    // And with a configuration file and vhosts.
+    let dir = tempfile::tempdir().unwrap();
+    switch_link(&current, Path::new("rel1"));
+    let cfg = write_config(
+        dir.path(),
+        &format!("[[vhost]]\nhost = \"v.example\"\nroot = {current:?}\n"),
+    );
+    let mut cmd = hearth_on(base.path());
+    cmd.arg("--config").arg(&cfg);
+    let srv = Running::start(cmd);
+    let body = |srv: &Running| {
+        let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        get_on(&mut s, "/", "v.example", "Connection: close\r\n").body
+    };
+    assert_eq!(body(&srv), b"release 1\n");
+    switch_link(&current, Path::new("rel2"));
+    send_signal(srv.child.id(), "HUP");
+    eventually("the vhost's new release", Duration::from_secs(3), || {
+        body(&srv) == b"release 2\n"
+    });
 }

@@ -91,6 +91,9 @@ fn hidden_path(p: &Path) -> bool {
 #[derive(Debug)]
 pub struct Files {
     root: PathBuf,
+    /// The root as configured (a symbolic link, say), to notice when it names
+    /// another directory than the one held.
+    configured: PathBuf,
     root_dir: OwnedFd,
     follow_symlinks: bool,
     autoindex: bool,
@@ -115,10 +118,12 @@ impl Files {
         fd_budget: usize,
         precompressed: bool,
     ) -> io::Result<Files> {
+        let configured = root.to_path_buf();
         let root = root.canonicalize()?;
         let root_dir = sys::open_dir_path(&root)?;
         Ok(Files {
             watch: Watch::new(&root),
+            configured,
             root,
             root_dir,
             follow_symlinks,
@@ -134,6 +139,25 @@ impl Files {
     /// The canonical root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// What the configured root path names now, symbolic links followed: device
+    /// and inode, or `None` when nothing (a directory or not) stands there.
+    pub fn configured_identity(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&self.configured).ok()?;
+        m.is_dir().then(|| (m.dev(), m.ino()))
+    }
+
+    /// Whether the root held open is no longer what the configured path names: it
+    /// was deleted, moved away, or a symbolic link on the way now points elsewhere.
+    /// A root is held as a descriptor, so a new tree at the old name is otherwise
+    /// never seen.
+    pub fn root_moved(&self) -> bool {
+        let Ok(held) = sys::fstat(self.root_dir.as_fd()) else {
+            return true;
+        };
+        held.nlink == 0 || self.configured_identity() != Some((held.dev, held.ino))
     }
 
     /// Opens `rel` under the root, then applies the root and dotfile rules to what the
