@@ -115,7 +115,7 @@ impl Reloader {
         match Sites::build(&self.current, shared.settings.file_fds) {
             Ok(sites) => {
                 self.failed = None;
-                shared.sites.store(Arc::new(sites));
+                retire(shared.sites.swap(Arc::new(sites)));
                 log::info!("a document root moved; roots resolved again");
             }
             Err(e) => {
@@ -160,7 +160,7 @@ impl Reloader {
                 log::warn!("reload: {key} changed; it needs a restart, ignored");
             }
         }
-        shared.sites.store(Arc::new(sites));
+        retire(shared.sites.swap(Arc::new(sites)));
         log::set_max_level(loaded.config.log_level);
         match &self.file {
             Some(f) => log::info!(
@@ -182,4 +182,17 @@ impl Reloader {
             eprintln!("hearth: {msg}");
         }
     }
+}
+
+/// Frees the sites a reload replaced here rather than on a worker: dropping a large
+/// configuration (thousands of compiled globs) takes time that must not fall on a
+/// request. Waits, briefly, for the workers still planning a response with them.
+fn retire(old: Arc<Sites>) {
+    for _ in 0..200 {
+        if Arc::strong_count(&old) == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(old);
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use crate::clock;
 use crate::http::Status;
+use crate::logging::Throttle;
 use crate::sys::{self, FileStat};
 
 use cache::Cache;
@@ -58,6 +59,9 @@ pub enum Lookup {
     Error(Status),
 }
 
+/// Lines a second for failures to open or read a file.
+static OPEN_ERRORS: Throttle = Throttle::new(5);
+
 /// Maps an `open`/`read` failure to the status the client sees.
 pub fn errno_status(e: &io::Error) -> Status {
     match e.raw_os_error() {
@@ -65,7 +69,10 @@ pub fn errno_status(e: &io::Error) -> Status {
         Some(libc::EACCES | libc::EPERM | libc::ELOOP | libc::EXDEV | libc::ENXIO) => {
             Status::Forbidden
         }
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => Status::ServiceUnavailable,
+        // EAGAIN: a small file kept changing while it was read (see entry.rs).
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN) => {
+            Status::ServiceUnavailable
+        }
         _ => Status::InternalError,
     }
 }
@@ -235,12 +242,24 @@ impl Files {
             }
             Err(e) => {
                 let status = errno_status(&e);
-                match status {
-                    Status::InternalError => log::error!("open {rel:?}: {e}"),
-                    Status::ServiceUnavailable => {
-                        log::error!("open {rel:?}: {e} (out of descriptors or memory)")
-                    }
-                    _ => log::debug!("open {rel:?}: {e}"),
+                let serious = matches!(status, Status::InternalError | Status::ServiceUnavailable);
+                if !serious {
+                    log::debug!("open {rel:?}: {e}");
+                } else if let Some(dropped) = OPEN_ERRORS.allow() {
+                    // One line per failure, but not a flood of them.
+                    let more = if dropped > 0 {
+                        format!(" ({dropped} more like it not logged)")
+                    } else {
+                        String::new()
+                    };
+                    let why = match e.raw_os_error() {
+                        Some(libc::EAGAIN) => " (the file kept changing while read)",
+                        _ if status == Status::ServiceUnavailable => {
+                            " (out of descriptors or memory)"
+                        }
+                        _ => "",
+                    };
+                    log::error!("open {rel:?}: {e}{why}{more}");
                 }
                 Lookup::Error(status)
             }
