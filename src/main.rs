@@ -114,7 +114,7 @@ fn root_problem(root: &Path) -> String {
 /// `--check`: validates the settings and builds the sites (roots, headers), like
 /// `nginx -t`.
 fn check(loaded: &Loaded) -> ExitCode {
-    let result = Settings::from_config(&loaded.config, 1024)
+    let result = Settings::from_config(&loaded.config, 1024, 1 + loaded.vhosts.len())
         .and_then(|s| settings::preflight(&loaded.config).map(|()| s))
         .map_err(|e| loaded.locate(e))
         .and_then(|s| Sites::build(loaded, s.file_fds));

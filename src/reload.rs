@@ -160,6 +160,14 @@ impl Reloader {
                 log::warn!("reload: {key} changed; it needs a restart, ignored");
             }
         }
+        if sites.count() > shared.settings.sites {
+            log::warn!(
+                "reload: {} sites, descriptors were set aside for {} at start; \
+                 restart to set aside enough for all",
+                sites.count(),
+                shared.settings.sites
+            );
+        }
         retire(shared.sites.swap(Arc::new(sites)));
         log::set_max_level(loaded.config.log_level);
         match &self.file {

@@ -96,8 +96,8 @@ impl Server {
         let cfg = &loaded.config;
         sys::ignore_sigpipe();
         let nofile = sys::raise_nofile_limit().unwrap_or(1024);
-        let settings =
-            Settings::from_config(cfg, nofile).map_err(|e| StartError::Config(loaded.locate(e)))?;
+        let settings = Settings::from_config(cfg, nofile, 1 + loaded.vhosts.len())
+            .map_err(|e| StartError::Config(loaded.locate(e)))?;
         let sites = Sites::build(loaded, settings.file_fds).map_err(StartError::Config)?;
         let addrs: Vec<SocketAddr> = cfg
             .bind

@@ -21,6 +21,15 @@ pub fn default_reactors(cpus: usize) -> usize {
 
 /// Descriptors kept back from `--max-conns` for files being sent, logs and epoll.
 const FD_RESERVE: u64 = 64;
+/// Descriptors a site holds for as long as it is configured, outside the file cache:
+/// its root directory. (The file watcher is one for all sites, in [`FD_RESERVE`].)
+pub const SITE_FDS: u64 = 1;
+
+/// Descriptors `sites` sites may hold: twice theirs, since during a reload the
+/// running sites and the new ones are both open.
+pub fn site_descriptors(sites: usize) -> u64 {
+    2 * SITE_FDS * sites as u64
+}
 
 /// An IP network, for `--stats-allow`.
 #[derive(Debug, Clone, Copy)]
@@ -92,6 +101,8 @@ pub struct Settings {
     pub max_conns: usize,
     /// Open descriptors the file caches of all sites may hold together.
     pub file_fds: usize,
+    /// Sites (the default and the vhosts) whose descriptors were budgeted.
+    pub sites: usize,
     /// Grace period on stop.
     pub grace_ms: u64,
     /// Wait for EPOLLOUT before the first write of every response.
@@ -223,8 +234,9 @@ pub fn header_line(spec: &str) -> Result<Vec<u8>, ConfigError> {
 }
 
 impl Settings {
-    /// Validates the configuration and derives the settings.
-    pub fn from_config(cfg: &Config, nofile: u64) -> Result<Settings, ConfigError> {
+    /// Validates the configuration and derives the settings, for `sites` sites (the
+    /// default and the vhosts) under a limit of `nofile` descriptors.
+    pub fn from_config(cfg: &Config, nofile: u64, sites: usize) -> Result<Settings, ConfigError> {
         let cpus = num_cpus::get();
         let workers = cfg.threads.unwrap_or(cpus).max(1);
         let reactors = match cfg.reactors {
@@ -261,6 +273,9 @@ impl Settings {
                 "--max-header and --max-uri are too small".into(),
             ));
         }
+        // The sites' own descriptors come off the top, so connections filling up
+        // never leave a site without one to open a file with.
+        let nofile = nofile.saturating_sub(site_descriptors(sites.max(1)));
         let fd_room = nofile.saturating_sub(FD_RESERVE + workers as u64).max(1);
         let max_conns = cfg.max_conns.unwrap_or(fd_room as usize).max(1);
         Ok(Settings {
@@ -278,6 +293,7 @@ impl Settings {
             reactors,
             max_conns,
             file_fds: crate::files::descriptor_budget(nofile, max_conns, workers),
+            sites: sites.max(1),
             grace_ms: cfg.grace * 1000,
             defer_write: cfg.defer_write,
         })

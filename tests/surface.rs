@@ -48,7 +48,6 @@ fn get_host(srv: &TestServer, path: &str, host: &str) -> Response {
     )
 }
 
-#[allow(dead_code)]
 fn eventually(what: &str, limit: Duration, f: impl FnMut() -> bool) {
     assert!(wait_until(limit, f), "timed out waiting for {what}");
 }
@@ -631,4 +630,58 @@ fn a_small_file_rewritten_while_requested_is_never_a_500() {
     let errors = srv.log("server.log").matches("ERROR").count();
     let secs = started.elapsed().as_secs() as usize + 1;
     assert!(errors <= 5 * secs, "{errors} error lines");
+}
+
+#[test]
+fn every_site_can_open_files_when_connections_fill_the_descriptors() {
+    if !require_tool("prlimit") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let roots: Vec<_> = (0..20).map(|i| site(&format!("site {i}\n"))).collect();
+    let mut text = String::new();
+    for (i, r) in roots.iter().enumerate() {
+        text.push_str(&format!(
+            "[[vhost]]\nhost = \"v{i}.example\"\nroot = {:?}\n",
+            r.path()
+        ));
+    }
+    let cfg = write_config(dir.path(), &text);
+    let root = tempfile::tempdir().unwrap();
+    populate(root.path());
+    let mut cmd = Command::new("prlimit");
+    cmd.args(["--nofile=128:128", "--", env!("CARGO_BIN_EXE_hearth")]);
+    let srv = TestServer::launch(cmd, root, &["--config", cfg.to_str().unwrap()]);
+    let mut s = srv.connect();
+    assert_eq!(get_on(&mut s, "/", "v0.example", "").status, 200);
+    // Far more connections than descriptors; the server takes what it may.
+    let held: Vec<_> = (0..150)
+        .filter_map(|_| std::net::TcpStream::connect(srv.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..20 {
+        let r = get_on(&mut s, "/", &format!("v{i}.example"), "");
+        assert_eq!(
+            (r.status, r.body),
+            (200, format!("site {i}\n").into_bytes()),
+            "v{i}"
+        );
+    }
+    let r = get_on(&mut s, "/hello.txt", "t", "");
+    assert_eq!(r.status, 200);
+    // A reload builds a second set of sites while the first is open.
+    send_signal(srv.child.id(), "HUP");
+    eventually("the reload", Duration::from_secs(10), || {
+        srv.log("server.log").contains("configuration reloaded")
+    });
+    for i in 0..20 {
+        let r = get_on(&mut s, "/", &format!("v{i}.example"), "");
+        assert_eq!(r.status, 200, "v{i} after the reload");
+    }
+    assert!(
+        !srv.log("server.log").contains("reload of"),
+        "{}",
+        srv.log("server.log")
+    );
+    drop(held);
 }
