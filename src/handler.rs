@@ -278,7 +278,7 @@ impl Handler {
                 Decision::Partial(a, b) => (a, b + 1, Status::PartialContent),
                 Decision::NotModified => {
                     let mut reply = Reply::new(&mut self.head, Status::NotModified, frame, &[]);
-                    let rules = site.file_headers(served, &mut self.matched, reply.raw());
+                    let rules = site.file_headers(served, vary, &mut self.matched, reply.raw());
                     return validators(reply, e, site, rules, vary).no_body();
                 }
                 Decision::PreconditionFailed => {
@@ -297,7 +297,7 @@ impl Handler {
         if status == Status::PartialContent {
             content_range(reply.raw(), start, end, e.len);
         }
-        let rules = site.file_headers(served, &mut self.matched, reply.raw());
+        let rules = site.file_headers(served, vary, &mut self.matched, reply.raw());
         let reply = validators(
             reply.header(b"Accept-Ranges", b"bytes"),
             e,
@@ -424,7 +424,7 @@ fn validators<'a>(reply: Reply<'a>, e: &Entry, site: &Site, ruled: bool, vary: b
         .header(b"Last-Modified", &e.last_modified)
         .header(b"ETag", e.etag.as_bytes())
         .header_opt(b"Cache-Control", cache_control.map(str::as_bytes))
-        .header_opt(b"Vary", vary.then_some(&b"Accept-Encoding"[..]))
+        .header_opt(b"Vary", vary.then(|| site.vary()))
 }
 
 /// The host a request names: the authority of an absolute-form target, which

@@ -27,6 +27,8 @@ pub struct Site {
     pub cache_control: Option<String>,
     /// CORS origin.
     pub cors: Option<String>,
+    /// Responses vary by `Origin` (CORS with an origin other than `*`).
+    pub vary_origin: bool,
     /// Per-path header rules, in file order (a later match wins per header name).
     pub rules: Vec<PathRule>,
     /// `--try-files`: candidates for GET/HEAD and a fallback.
@@ -77,6 +79,7 @@ impl Site {
                 "Content-Length, Content-Range, ETag, Last-Modified",
             ));
             if origin != "*" {
+                // The one Vary of a response that has no other (see `Site::vary`).
                 extra.push(line("Vary", "Origin"));
             }
         }
@@ -106,6 +109,7 @@ impl Site {
             extra,
             cache_control: cfg.cache_control.clone(),
             cors: cfg.cors.clone(),
+            vary_origin: cfg.cors.as_deref().is_some_and(|o| o.trim() != "*"),
             rules,
             try_files,
             error_pages,
@@ -119,23 +123,32 @@ impl Site {
     /// one of the same name, so no name appears twice. `matched` is reused scratch.
     /// Returns whether a rule set `Cache-Control`, which then replaces
     /// `--cache-control`.
-    pub fn file_headers(&self, rel: &str, matched: &mut Vec<usize>, out: &mut Vec<u8>) -> bool {
+    /// With `vary`, the response writes its own `Vary` (see [`Site::vary`]) and the
+    /// site's `Vary: Origin` is left out here.
+    pub fn file_headers(
+        &self,
+        rel: &str,
+        vary: bool,
+        matched: &mut Vec<usize>,
+        out: &mut Vec<u8>,
+    ) -> bool {
         matched.clear();
         if !self.rules.is_empty() {
             let rel = rel.trim_end_matches('/');
             matched.extend((0..self.rules.len()).filter(|&i| self.rules[i].glob.is_match(rel)));
         }
-        if matched.is_empty() {
+        if matched.is_empty() && !(vary && self.vary_origin) {
             out.extend_from_slice(&self.extra_headers);
             return false;
         }
         let ruled = |name: &str| {
-            matched.iter().any(|&j| {
-                self.rules[j]
-                    .set
-                    .iter()
-                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
-            })
+            (vary && name == "vary")
+                || matched.iter().any(|&j| {
+                    self.rules[j]
+                        .set
+                        .iter()
+                        .any(|(n, _)| n.eq_ignore_ascii_case(name))
+                })
         };
         for (name, line) in &self.extra {
             if !ruled(name) {
@@ -158,6 +171,16 @@ impl Site {
             }
         }
         cache_control
+    }
+
+    /// The one `Vary` value of a file response whose file has precompressed
+    /// siblings: `Accept-Encoding`, with `Origin` when CORS names an origin.
+    pub fn vary(&self) -> &'static [u8] {
+        if self.vary_origin {
+            b"Origin, Accept-Encoding"
+        } else {
+            b"Accept-Encoding"
+        }
     }
 }
 
@@ -291,16 +314,16 @@ mod tests {
         let site = Site::from_config(&cfg, rules, 16).unwrap();
         let (mut m, mut out) = (Vec::new(), Vec::new());
         let nosniff = "X-Content-Type-Options: nosniff\r\n";
-        assert!(site.file_headers("assets/app.js", &mut m, &mut out));
+        assert!(site.file_headers("assets/app.js", false, &mut m, &mut out));
         let want = format!("{nosniff}X-A: 1\r\ncache-control: max-age=60\r\n");
         assert_eq!(String::from_utf8_lossy(&out), want);
         out.clear();
-        assert!(site.file_headers("index.html", &mut m, &mut out));
+        assert!(site.file_headers("index.html", false, &mut m, &mut out));
         let want = format!("{nosniff}Cache-Control: no-cache\r\nX-A: 1\r\nX-B: 2\r\n");
         assert_eq!(String::from_utf8_lossy(&out), want);
         out.clear();
         // `*` does not cross a slash.
-        site.file_headers("sub/index.html", &mut m, &mut out);
+        site.file_headers("sub/index.html", false, &mut m, &mut out);
         assert!(!String::from_utf8_lossy(&out).contains("X-B"));
         assert!(PathRule::new("/x", &[h("Connection", "close")]).is_err());
         assert!(PathRule::new("x/**", &[]).is_err());

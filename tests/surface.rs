@@ -165,6 +165,33 @@ fn header_rules_never_duplicate_the_servers_headers() {
     let r = srv.get("/index.html");
     assert_eq!(r.header("x-a"), Some("flag"));
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    drop(srv);
+
+    // CORS for one origin and a precompressed sibling: one Vary naming both.
+    let srv = TestServer::start(&["--cors", "https://a.example"]);
+    std::fs::write(srv.path("hello.txt.gz"), b"gz").unwrap();
+    for path in ["/hello.txt", "/index.html"] {
+        let mut s = srv.connect();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let (raw, _) = read_until_close(&mut s);
+        let head = String::from_utf8_lossy(&raw);
+        let head = head
+            .split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let vary: Vec<&str> = head.lines().filter(|l| l.starts_with("vary:")).collect();
+        let want = if path == "/hello.txt" {
+            "vary: origin, accept-encoding"
+        } else {
+            "vary: origin"
+        };
+        assert_eq!(vary, [want], "{path}: {head}");
+    }
 }
 
 #[test]
