@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches};
-use globset::GlobMatcher;
+use globset::Glob;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
@@ -45,7 +45,7 @@ const NOT_KEYS: &[&str] = &["config", "check", "help", "version"];
 #[derive(Debug, Clone)]
 pub struct PathRule {
     /// Matches the normalised path without its leading slash (`assets/app.js`).
-    pub glob: GlobMatcher,
+    pub glob: Glob,
     /// `(name, encoded "Name: value\r\n" line)` in the order given.
     pub set: Vec<(String, Vec<u8>)>,
 }
@@ -62,8 +62,7 @@ impl PathRule {
         let glob = globset::GlobBuilder::new(rel)
             .literal_separator(true)
             .build()
-            .map_err(|e| ConfigError(format!("path {pattern:?}: {e}")))?
-            .compile_matcher();
+            .map_err(|e| ConfigError(format!("path {pattern:?}: {e}")))?;
         let mut set: Vec<(String, Vec<u8>)> = Vec::with_capacity(headers.len());
         for (n, v) in headers {
             let line = header_field(n, v).map_err(ConfigError)?;

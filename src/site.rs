@@ -6,6 +6,8 @@
 //! reload builds a new one and swaps it in (see `Shared::sites`), so a request sees
 //! one consistent configuration from start to end.
 
+use globset::{GlobSet, GlobSetBuilder};
+
 use crate::config::Config;
 use crate::config_file::Loaded;
 pub use crate::config_file::PathRule;
@@ -31,6 +33,9 @@ pub struct Site {
     pub vary_origin: bool,
     /// Per-path header rules, in file order (a later match wins per header name).
     pub rules: Vec<PathRule>,
+    /// Their globs as one matcher: a request is matched once against all of them,
+    /// not once per rule.
+    rule_set: GlobSet,
     /// `--try-files`: candidates for GET/HEAD and a fallback.
     pub try_files: Option<TryFiles>,
     /// `--error-page`: files served as the bodies of error responses.
@@ -110,6 +115,7 @@ impl Site {
             cache_control: cfg.cache_control.clone(),
             cors: cfg.cors.clone(),
             vary_origin: cfg.cors.as_deref().is_some_and(|o| o.trim() != "*"),
+            rule_set: rule_set(&rules)?,
             rules,
             try_files,
             error_pages,
@@ -135,7 +141,8 @@ impl Site {
         matched.clear();
         if !self.rules.is_empty() {
             let rel = rel.trim_end_matches('/');
-            matched.extend((0..self.rules.len()).filter(|&i| self.rules[i].glob.is_match(rel)));
+            // In ascending order: file order, so a later rule wins.
+            self.rule_set.matches_into(rel, matched);
         }
         if matched.is_empty() && !(vary && self.vary_origin) {
             out.extend_from_slice(&self.extra_headers);
@@ -182,6 +189,16 @@ impl Site {
             b"Accept-Encoding"
         }
     }
+}
+
+/// The globs of `rules` as one set, matched by index.
+fn rule_set(rules: &[PathRule]) -> Result<GlobSet, ConfigError> {
+    let mut set = GlobSetBuilder::new();
+    for r in rules {
+        set.add(r.glob.clone());
+    }
+    set.build()
+        .map_err(|e| ConfigError(format!("headers: {e}")))
 }
 
 /// The sites of one configuration: the default and the virtual hosts.
