@@ -10,7 +10,7 @@
 //! after the next request has been answered (on two busy cores, often). `sync` is
 //! one non-blocking `read` when nothing is queued, about a third of a `stat`.
 //!
-//! One inotify instance, one wake-up eventfd and one thread serve every root in the
+//! One inotify instance and one thread serve every root in the
 //! process, whatever the number of sites: descriptors and the per-user limit of 128
 //! inotify instances are not spent per site. A root's watches are removed when the
 //! last `Files` serving it is dropped (after a reload, say).
@@ -31,7 +31,7 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use crate::sys::{self, EventFd, Inotify};
+use crate::sys::{self, Inotify};
 
 /// What changes a cached file, or a name on the way to it, or a sibling beside it.
 const MASK: u32 = libc::IN_MODIFY
@@ -126,8 +126,6 @@ impl Dirs {
 #[derive(Debug)]
 struct Inner {
     inotify: Inotify,
-    wake: EventFd,
-    stop: AtomicBool,
     /// The thread has failed: no new stamps.
     dead: AtomicBool,
     /// A full watch table has been logged.
@@ -219,8 +217,6 @@ impl Watch {
     fn start() -> io::Result<Arc<Inner>> {
         let inner = Arc::new(Inner {
             inotify: Inotify::new()?,
-            wake: EventFd::new()?,
-            stop: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             full_logged: AtomicBool::new(false),
             draining: Mutex::default(),
@@ -344,15 +340,16 @@ impl Drop for Watch {
     }
 }
 
-/// The watch thread: applies events as they come until told to stop, so a burst of
-/// changes while no request comes (a deploy) does not overflow the kernel's queue.
+/// The watch thread: applies events as they come for the life of the process, so a
+/// burst of changes while no request comes (a deploy) does not overflow the
+/// kernel's queue.
 fn run(inner: &Inner) {
     let mut buf = vec![0u8; 64 * 1024];
-    while !inner.stop.load(Ordering::Acquire) {
+    loop {
         if !inner.drain(&mut buf) {
             return;
         }
-        if let Err(e) = inner.inotify.wait(inner.wake.raw()) {
+        if let Err(e) = inner.inotify.wait() {
             return fail(inner, &e);
         }
     }
