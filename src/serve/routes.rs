@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
-use crate::conn::{Body, Bytes};
+use crate::config::settings::ConfigError;
+use crate::driver::conn::{Body, Bytes};
 use crate::files::{self, Content, Entry, Files, Lookup};
 use crate::http::Status;
-use crate::settings::ConfigError;
 
 /// Statuses a `=CODE` item may answer with.
 const TERMINAL: &[Status] = &[

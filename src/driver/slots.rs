@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
-use crate::conn::{Conn, Token};
+use crate::driver::conn::{Conn, Token};
 
 const SEGMENT: usize = 1024;
 
@@ -113,7 +113,7 @@ mod tests {
     fn conn(token: Token) -> Box<Conn> {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let stats = Arc::new(crate::stats::Stats::default());
+        let stats = Arc::new(crate::obs::stats::Stats::default());
         let peer = s.local_addr().unwrap();
         Box::new(Conn::new(s, peer, token, 0, 0, stats))
     }

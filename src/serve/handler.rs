@@ -5,17 +5,17 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::conn::{Body, Bytes};
+use crate::config::site::Site;
+use crate::driver::conn::{Body, Bytes};
+use crate::driver::shared::Shared;
 use crate::files::{self, Content, Entry, Lookup};
 use crate::http::precondition::{self, Decision, Validators};
 use crate::http::request::{Head, Method};
 use crate::http::response::{self as resp, unix_secs};
 use crate::http::Status;
-use crate::logging::{self, AccessLog};
-use crate::reply::{Frame, Plan, Reply};
-use crate::routes;
-use crate::shared::Shared;
-use crate::site::Site;
+use crate::obs::logging::{self, AccessLog};
+use crate::serve::reply::{Frame, Plan, Reply};
+use crate::serve::routes;
 
 /// Methods served.
 const ALLOW: &[u8] = b"GET, HEAD, OPTIONS";

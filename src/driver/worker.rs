@@ -10,15 +10,15 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::clock;
-use crate::conn::{After, Conn, Next, Outgoing, State, WriteStatus};
-use crate::handler::Handler;
+use crate::driver::conn::{After, Conn, Next, Outgoing, State, WriteStatus};
+use crate::driver::shared::{Batch, Notice, Shared};
 use crate::http::chunked::{ChunkError, Decoder};
 use crate::http::request::{self, BodyKind, Parsed, Reject};
 use crate::http::Status;
-use crate::logging::{AccessLog, Throttle};
-use crate::reply::Plan;
-use crate::shared::{Batch, Notice, Shared};
-use crate::stats::Gauge;
+use crate::obs::logging::{AccessLog, Throttle};
+use crate::obs::stats::Gauge;
+use crate::serve::handler::Handler;
+use crate::serve::reply::Plan;
 use crate::sys;
 
 /// How long a half-closed connection may keep sending before it is closed.

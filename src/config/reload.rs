@@ -10,9 +10,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config_file::{self, Loaded, SITE_KEYS};
-use crate::shared::Shared;
-use crate::site::Sites;
+use crate::config::file::{self as config_file, Loaded, SITE_KEYS};
+use crate::config::site::Sites;
+use crate::driver::shared::Shared;
 
 /// Keys a reload applies although they are not per-site.
 const RELOADED: &[&str] = &["log-level", "config", "check"];

@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 
 use crate::http::chunked::Decoder;
-use crate::stats::{Gauge, GaugeSlot, Stats};
+use crate::obs::stats::{Gauge, GaugeSlot, Stats};
 use crate::sys;
 
 /// Identifies a connection in epoll events: slot index in the low 32 bits, the

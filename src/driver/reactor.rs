@@ -13,13 +13,13 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock;
-use crate::conn::{Conn, State, Token};
+use crate::config::reload::Reloader;
+use crate::driver::conn::{Conn, State, Token};
+use crate::driver::shared::{Batch, Link, Notice, Shared};
+use crate::driver::timer::Timers;
 use crate::http::response;
-use crate::logging::{Logs, Throttle};
-use crate::reload::Reloader;
-use crate::shared::{Batch, Link, Notice, Shared};
+use crate::obs::logging::{Logs, Throttle};
 use crate::sys::{self, Event, SignalFd, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
-use crate::timer::Timers;
 
 const SIGNALS: u64 = u64::MAX - 1;
 const WAKER: u64 = u64::MAX - 2;

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::conn::{Conn, Token};
-use crate::settings::Settings;
-use crate::site::Sites;
-use crate::slots::Slots;
-use crate::stats::Stats;
+use crate::config::settings::Settings;
+use crate::config::site::Sites;
+use crate::driver::conn::{Conn, Token};
+use crate::driver::slots::Slots;
+use crate::obs::stats::Stats;
 use crate::sys::{self, Epoll, EventFd};
 
 /// Read buffers kept for reuse.
@@ -219,7 +219,7 @@ impl Shared {
     }
 
     /// A snapshot of the counters, with each reactor's open connections.
-    pub fn snapshot(&self) -> crate::stats::Snapshot {
+    pub fn snapshot(&self) -> crate::obs::stats::Snapshot {
         let per_reactor = self
             .links
             .iter()
