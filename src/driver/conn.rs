@@ -1,15 +1,20 @@
-//! One client connection: its buffers, where it is in the protocol, and the
-//! resumable write of a response.
+//! One client connection: its buffers, where it is in the protocol, its deadline and
+//! the transport its bytes go through. Its fields are private: the reactor and the
+//! workers move it on with named transitions (`receive`, `respond`, `start_body`,
+//! `write`, `keep_alive`, `linger`), and every deadline is set here.
 
-use std::fs::File;
 use std::io;
-use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 
-use crate::http::chunked::Decoder;
+use crate::driver::transport::{Outgoing, Transport, WriteStatus};
+use crate::http::body::Body;
+use crate::http::chunked::{ChunkError, Decoder};
 use crate::obs::stats::{Gauge, GaugeSlot, Stats};
-use crate::sys;
+
+/// How long a half-closed connection may keep sending before it is closed.
+pub const LINGER_MS: u64 = 5_000;
 
 /// Identifies a connection in epoll events: slot index in the low 32 bits, the
 /// slot's generation in the high 32, so an event for a closed connection whose slot
@@ -34,7 +39,7 @@ impl Token {
     }
 }
 
-/// What happens once the response in `out` has been written.
+/// What happens once the response has been written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum After {
     /// Wait for the next request on the same connection.
@@ -50,31 +55,30 @@ pub enum After {
 /// Where the connection is in the exchange. Each state carries what it needs, so a
 /// connection cannot be, say, reading a body with no response waiting.
 #[derive(Debug)]
-pub enum State {
+enum State {
     /// Waiting for (the rest of) a request head.
     Head,
     /// Discarding a `Content-Length` body; the response waits in `out`.
-    Body {
-        /// Body bytes still to come.
-        remaining: u64,
-        /// What follows the response.
-        after: After,
-    },
+    Body { remaining: u64, after: After },
     /// Discarding a chunked body; the response waits in `out`.
-    Chunked {
-        /// The chunk decoder.
-        decoder: Box<Decoder>,
-        /// What follows the response.
-        after: After,
-    },
-    /// Writing `out`.
-    Write {
-        /// What follows the response.
-        after: After,
-        /// Epoll has reported the socket writable (`--defer-write` waits for it).
-        writable: bool,
-    },
+    Chunked { decoder: Box<Decoder>, after: After },
+    /// Writing `out`; `writable`: epoll has reported the socket writable
+    /// (`--defer-write` waits for it).
+    Write { after: After, writable: bool },
     /// Our side is shut down; discarding input until the peer closes.
+    Linger,
+}
+
+/// The phase a connection is in, as the driver sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// Discarding a request body before the response goes out.
+    Body,
+    /// Writing a response.
+    Write,
+    /// Shut down for writing, draining input until the peer closes.
     Linger,
 }
 
@@ -91,140 +95,65 @@ pub enum Next {
     Linger,
 }
 
-/// Bytes held in memory.
+/// The request body that follows a head, as the connection reads it.
 #[derive(Debug)]
-pub enum Bytes {
-    /// Compiled into the binary (error pages).
-    Static(&'static [u8]),
-    /// Shared with the file cache.
-    Shared(Arc<[u8]>),
-    /// Made for this response (listings, stats).
-    Owned(Vec<u8>),
+pub enum BodyRead {
+    /// `Content-Length` bytes.
+    Length(u64),
+    /// A chunked body, decoded (and discarded) by this decoder.
+    Chunked(Box<Decoder>),
 }
 
-impl Bytes {
-    /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        match self {
-            Bytes::Static(b) => b,
-            Bytes::Shared(b) => b,
-            Bytes::Owned(b) => b,
-        }
-    }
-
-    /// How many.
-    pub fn len(&self) -> usize {
-        self.as_slice().len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+/// The two clocks a connection runs on, from the settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Milliseconds to send a complete request head (`--header-timeout`, at most
+    /// `--timeout`).
+    pub head_ms: u64,
+    /// Milliseconds idle between requests, or without progress in a body or a write
+    /// (`--timeout`).
+    pub idle_ms: u64,
 }
-
-/// A response body and how much of it is left.
-#[derive(Debug)]
-pub enum Body {
-    /// No body (HEAD, 304, 204).
-    Empty,
-    /// In memory: bytes `pos..end`.
-    Memory {
-        /// The bytes.
-        bytes: Bytes,
-        /// Next byte to send.
-        pos: usize,
-        /// One past the last byte to send.
-        end: usize,
-    },
-    /// From a file with `sendfile`: bytes `offset..end`.
-    File {
-        /// The open file.
-        file: Arc<File>,
-        /// Next byte to send.
-        offset: u64,
-        /// One past the last byte to send.
-        end: u64,
-    },
-}
-
-/// The response being written.
-#[derive(Debug)]
-pub struct Outgoing {
-    /// Encoded head (swapped in from a worker's buffer, so no copy is made).
-    pub head: Vec<u8>,
-    /// Bytes of `head` already sent.
-    pub pos: usize,
-    /// The body.
-    pub body: Body,
-}
-
-impl Default for Outgoing {
-    fn default() -> Self {
-        Outgoing {
-            head: Vec::new(),
-            pos: 0,
-            body: Body::Empty,
-        }
-    }
-}
-
-/// Result of a write attempt.
-#[derive(Debug, PartialEq, Eq)]
-pub enum WriteStatus {
-    /// The whole response is out.
-    Done,
-    /// The socket is full: wait for `EPOLLOUT`.
-    Blocked,
-    /// Wrote the fairness quantum: let other connections have the worker.
-    Yield,
-}
-
-/// At most this many bytes go out in one turn before the connection yields.
-const WRITE_QUANTUM: u64 = 4 * 1024 * 1024;
 
 /// One client connection. Owned by exactly one thread at a time: its reactor (in its
 /// slot) or a worker (after the queue handed it over).
 #[derive(Debug)]
 pub struct Conn {
-    /// The socket.
-    pub stream: TcpStream,
-    /// Slot and generation.
-    pub token: Token,
-    /// The reactor that accepted the connection: its slots, timers and epoll.
-    pub home: usize,
-    /// Client address.
-    pub peer: SocketAddr,
+    transport: Transport,
+    token: Token,
+    home: usize,
+    peer: SocketAddr,
     /// Received bytes not yet consumed.
-    pub buf: Vec<u8>,
-    /// Protocol state.
-    pub state: State,
-    /// The response in progress.
-    pub out: Outgoing,
+    buf: Vec<u8>,
+    state: State,
+    out: Outgoing,
     /// The peer has shut down its sending side (read returned 0): buffered requests
     /// are still answered, then the connection closes.
-    pub eof: bool,
+    eof: bool,
+    timeouts: Timeouts,
     /// Millisecond deadline on the shared clock; past it the connection is closed.
-    pub deadline: u64,
+    deadline: u64,
     /// The earliest entry the home reactor's timer heap holds for this connection,
     /// if one is pending; a deadline before it needs a new entry.
-    pub timer_at: Option<u64>,
+    timer_at: Option<u64>,
     /// The stats gauge the connection is counted in (left when it is dropped).
-    pub gauge: GaugeSlot,
+    gauge: GaugeSlot,
 }
 
 impl Conn {
-    /// A new connection of reactor `home`, counted as reading.
+    /// A new connection of reactor `home`, accepted at `now`, counted as reading;
+    /// its head clock runs from `now`.
     pub fn new(
-        stream: TcpStream,
+        transport: Transport,
         peer: SocketAddr,
         token: Token,
         home: usize,
-        deadline: u64,
+        timeouts: Timeouts,
+        now: u64,
         stats: Arc<Stats>,
     ) -> Conn {
         Conn {
-            stream,
+            transport,
             token,
             home,
             peer,
@@ -232,24 +161,46 @@ impl Conn {
             state: State::Head,
             out: Outgoing::default(),
             eof: false,
-            deadline,
+            timeouts,
+            deadline: now + timeouts.head_ms,
             timer_at: None,
             gauge: GaugeSlot::new(stats, Gauge::Reading),
         }
     }
 
-    /// Whether the timer heap needs a new entry for the current deadline: none is
-    /// pending, or the one pending fires after the deadline (it moved earlier).
-    pub fn needs_timer(&self, now: u64) -> bool {
-        match self.timer_at {
-            Some(at) => at > self.deadline || at <= now,
-            None => true,
+    /// Slot and generation.
+    pub fn token(&self) -> Token {
+        self.token
+    }
+
+    /// The reactor that accepted the connection: its slots, timers and epoll.
+    pub fn home(&self) -> usize {
+        self.home
+    }
+
+    /// Client address.
+    pub fn peer(&self) -> &SocketAddr {
+        &self.peer
+    }
+
+    /// The socket descriptor (for epoll registration).
+    pub fn fd(&self) -> RawFd {
+        self.transport.fd()
+    }
+
+    /// The phase of the exchange.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Head => Phase::Head,
+            State::Body { .. } | State::Chunked { .. } => Phase::Body,
+            State::Write { .. } => Phase::Write,
+            State::Linger => Phase::Linger,
         }
     }
 
-    /// The socket descriptor.
-    pub fn fd(&self) -> RawFd {
-        self.stream.as_raw_fd()
+    /// Whether the peer has finished sending.
+    pub fn eof(&self) -> bool {
+        self.eof
     }
 
     /// True when idle between requests: nothing buffered, nothing to write.
@@ -257,85 +208,271 @@ impl Conn {
         matches!(self.state, State::Head) && self.buf.is_empty()
     }
 
-    /// Writes as much of `out` as the socket takes; `sent` is increased by the bytes
-    /// written. Errors (reset, broken pipe, a file that shrank) end the connection.
-    /// `others_waiting` is asked after each quantum: the connection yields the worker
-    /// only when other connections are queued.
-    pub fn write_out(
+    /// Received bytes not yet consumed.
+    pub fn input(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Drops the first `n` received bytes (a parsed head).
+    pub fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
+    }
+
+    /// Counts the connection in gauge `g` of the statistics.
+    pub fn count_as(&mut self, g: Gauge) {
+        self.gauge.set(g);
+    }
+
+    // --- Reading (reactor) -------------------------------------------------------
+
+    /// Reads what the socket has, at most up to `limit` buffered bytes, taking a
+    /// buffer from `new_buf` when the connection holds none. Returns the bytes read;
+    /// end of stream sets [`Conn::eof`]. The first bytes of a new request start its
+    /// head clock at `now`.
+    pub fn receive(
         &mut self,
-        sent: &mut u64,
-        others_waiting: impl Fn() -> bool,
-    ) -> io::Result<WriteStatus> {
-        let fd = self.stream.as_raw_fd();
-        let out = &mut self.out;
-        let mut turn = 0u64;
+        limit: usize,
+        now: u64,
+        new_buf: impl FnOnce() -> Vec<u8>,
+    ) -> io::Result<usize> {
+        let was_empty = self.buf.is_empty();
+        if self.buf.capacity() == 0 {
+            self.buf = new_buf();
+        }
+        let got = self.fill(limit)?;
+        if matches!(self.state, State::Linger) {
+            self.buf.clear();
+        } else if got > 0 && was_empty && matches!(self.state, State::Head) {
+            // A body must arrive whole within --timeout of its head (set when the
+            // body phase begins), however it trickles in; lingering has its own limit.
+            self.deadline = now + self.timeouts.head_ms;
+        }
+        Ok(got)
+    }
+
+    fn fill(&mut self, limit: usize) -> io::Result<usize> {
+        let mut got = 0;
         loop {
-            let head = &out.head[out.pos..];
-            let result = if !head.is_empty() {
-                match &out.body {
-                    Body::Memory { bytes, pos, end } => {
-                        sys::writev2(fd, head, &bytes.as_slice()[*pos..*end])
-                    }
-                    Body::File { .. } => sys::send(fd, head, true),
-                    Body::Empty => sys::send(fd, head, false),
+            if self.buf.len() >= limit {
+                return Ok(got);
+            }
+            if self.buf.len() == self.buf.capacity() {
+                let grow = self.buf.capacity().max(64).min(limit - self.buf.len());
+                self.buf.reserve(grow);
+            }
+            let room = (self.buf.capacity() - self.buf.len()).min(limit - self.buf.len());
+            match self.transport.read_into(&mut self.buf, room) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(got);
                 }
-            } else {
-                match &mut out.body {
-                    Body::Empty => return Ok(WriteStatus::Done),
-                    Body::Memory { bytes, pos, end } => {
-                        if pos >= end {
-                            return Ok(WriteStatus::Done);
-                        }
-                        sys::send(fd, &bytes.as_slice()[*pos..*end], false)
-                    }
-                    Body::File { file, offset, end } => {
-                        if offset >= end {
-                            return Ok(WriteStatus::Done);
-                        }
-                        let count = (*end - *offset).min(1 << 30) as usize;
-                        match sys::sendfile(fd, file, offset, count) {
-                            Ok(0) => {
-                                return Err(io::Error::new(
-                                    io::ErrorKind::UnexpectedEof,
-                                    "file shrank",
-                                ))
-                            }
-                            Ok(n) => {
-                                *sent += n as u64;
-                                turn += n as u64;
-                                if turn >= WRITE_QUANTUM && *offset < *end {
-                                    if others_waiting() {
-                                        return Ok(WriteStatus::Yield);
-                                    }
-                                    turn = 0;
-                                }
-                                continue;
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
-                }
-            };
-            match result {
                 Ok(n) => {
-                    *sent += n as u64;
-                    turn += n as u64;
-                    let from_head = n.min(out.head.len() - out.pos);
-                    out.pos += from_head;
-                    if let Body::Memory { pos, .. } = &mut out.body {
-                        *pos += n - from_head;
-                    }
-                    if turn >= WRITE_QUANTUM {
-                        if others_waiting() {
-                            return Ok(WriteStatus::Yield);
-                        }
-                        turn = 0;
+                    got += n;
+                    // A short read drained the socket; with level-triggered ONESHOT
+                    // the re-arm reports anything that arrives later.
+                    if n < room {
+                        return Ok(got);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(WriteStatus::Blocked),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(got),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The peer hung up its sending side (EPOLLRDHUP with nothing to read).
+    pub fn hung_up(&mut self) {
+        self.eof = true;
+    }
+
+    /// The read buffer, when it holds nothing, for the pool.
+    pub fn spare_buffer(&mut self) -> Option<Vec<u8>> {
+        (self.buf.is_empty() && self.buf.capacity() > 0).then(|| std::mem::take(&mut self.buf))
+    }
+
+    /// Epoll reported the socket writable.
+    pub fn mark_writable(&mut self) {
+        if let State::Write { writable, .. } = &mut self.state {
+            *writable = true;
+        }
+    }
+
+    // --- The exchange (worker) ---------------------------------------------------
+
+    /// Takes a planned response: `head` is swapped in (the caller gets the previous,
+    /// empty buffer back to reuse) and `body` follows it. The response is written
+    /// next, unless [`Conn::start_body`] says a request body comes first.
+    pub fn respond(&mut self, head: &mut Vec<u8>, body: Body, after: After) {
+        std::mem::swap(&mut self.out.head, head);
+        head.clear();
+        self.out.pos = 0;
+        self.out.body = body;
+        self.state = State::Write {
+            after,
+            writable: false,
+        };
+    }
+
+    /// The connection closes once the response is out, whatever was planned.
+    pub fn close_after(&mut self) {
+        if let State::Write { after, .. } = &mut self.state {
+            *after = After::Close;
+        }
+    }
+
+    /// A request body is to be read (and discarded) before the response goes out;
+    /// it must arrive within `--timeout` from `now`.
+    pub fn start_body(&mut self, body: BodyRead, now: u64) {
+        let after = self.after();
+        self.deadline = now + self.timeouts.idle_ms;
+        self.state = match body {
+            BodyRead::Length(remaining) => State::Body { remaining, after },
+            BodyRead::Chunked(decoder) => State::Chunked { decoder, after },
+        };
+    }
+
+    /// Whether the whole request body of `length` bytes (`None`: chunked, some of it)
+    /// is already buffered.
+    pub fn body_buffered(&self, length: Option<u64>) -> bool {
+        match length {
+            Some(n) => self.buf.len() as u64 >= n,
+            None => !self.buf.is_empty(),
+        }
+    }
+
+    /// Sends an interim response (`100 Continue`) ahead of the final one. What the
+    /// socket does not take now goes out first when the response is written.
+    pub fn send_interim(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let n = loop {
+            match self.transport.write_now(bytes) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
+                r => break r?,
+            }
+        };
+        if n < bytes.len() {
+            self.out.prepend(&bytes[n..]);
+        }
+        Ok(())
+    }
+
+    /// Discards buffered body bytes; true once the body is over and the response
+    /// is due. A malformed or oversized chunked body is an error.
+    pub fn discard_body(&mut self) -> Result<bool, ChunkError> {
+        let (taken, done, after) = match &mut self.state {
+            State::Body { remaining, after } => {
+                let take = (*remaining).min(self.buf.len() as u64);
+                *remaining -= take;
+                (take as usize, *remaining == 0, *after)
+            }
+            State::Chunked { decoder, after } => {
+                let n = decoder.feed(&self.buf)?;
+                (n, decoder.is_done(), *after)
+            }
+            _ => return Ok(true),
+        };
+        self.buf.drain(..taken);
+        if done {
+            self.state = State::Write {
+                after,
+                writable: false,
+            };
+        }
+        Ok(done)
+    }
+
+    /// Whether the write may go ahead: with `defer`, only once epoll reported the
+    /// socket writable (the report is used up).
+    pub fn may_write(&mut self, defer: bool) -> bool {
+        match &mut self.state {
+            State::Write { writable, .. } => !defer || std::mem::take(writable),
+            _ => false,
+        }
+    }
+
+    /// Writes as much of the response as the socket takes; progress at `now` moves
+    /// the deadline. `sent` is increased by the bytes written.
+    pub fn write(
+        &mut self,
+        sent: &mut u64,
+        now: u64,
+        others_waiting: impl Fn() -> bool,
+    ) -> io::Result<WriteStatus> {
+        let before = *sent;
+        let r = self
+            .transport
+            .write_out(&mut self.out, sent, others_waiting);
+        if *sent > before {
+            self.deadline = now + self.timeouts.idle_ms;
+        }
+        r
+    }
+
+    /// What follows the response in progress (or planned).
+    pub fn after(&self) -> After {
+        match &self.state {
+            State::Body { after, .. }
+            | State::Chunked { after, .. }
+            | State::Write { after, .. } => *after,
+            State::Head => After::KeepAlive,
+            State::Linger => After::Linger,
+        }
+    }
+
+    /// The response is out: keeps the larger of the connection's head buffer and
+    /// `spare` in `spare` (an idle connection holds none).
+    pub fn finish_response(&mut self, spare: &mut Vec<u8>) {
+        if self.out.head.capacity() > spare.capacity() {
+            std::mem::swap(&mut self.out.head, spare);
+        }
+        self.out = Outgoing::default();
+    }
+
+    /// Goes on to the next request at `now`: idle (`--timeout`) when nothing is
+    /// buffered, else its head clock has started.
+    pub fn keep_alive(&mut self, now: u64) {
+        self.state = State::Head;
+        self.deadline = now
+            + if self.buf.is_empty() {
+                self.timeouts.idle_ms
+            } else {
+                self.timeouts.head_ms
+            };
+    }
+
+    /// Shuts down writing and drains input until the peer closes, for at most
+    /// [`LINGER_MS`] from `now`.
+    pub fn linger(&mut self, now: u64) {
+        self.transport.shutdown_write();
+        self.state = State::Linger;
+        self.buf.clear();
+        self.deadline = now + LINGER_MS;
+    }
+
+    /// Drops buffered input that will never be parsed (after a refused head).
+    pub fn discard_input(&mut self) {
+        self.buf.clear();
+    }
+
+    // --- Deadlines (reactor's timer heap) ----------------------------------------
+
+    /// Whether the deadline has passed at `now`.
+    pub fn expired(&self, now: u64) -> bool {
+        self.deadline <= now
+    }
+
+    /// The deadline the home reactor's timer heap needs a new entry for, if any:
+    /// none is pending, or the one pending fires after the deadline (it moved
+    /// earlier). The entry is then counted as pending.
+    pub fn timer_due(&mut self, now: u64) -> Option<u64> {
+        let needed = match self.timer_at {
+            Some(at) => at > self.deadline || at <= now,
+            None => true,
+        };
+        needed.then(|| {
+            self.timer_at = Some(self.deadline);
+            self.deadline
+        })
     }
 }

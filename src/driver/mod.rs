@@ -16,4 +16,5 @@ pub mod server;
 pub mod shared;
 pub mod slots;
 pub mod timer;
+pub mod transport;
 pub mod worker;

@@ -14,9 +14,10 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock;
 use crate::config::reload::Reloader;
-use crate::driver::conn::{Conn, State, Token};
+use crate::driver::conn::{Conn, Phase, Timeouts, Token};
 use crate::driver::shared::{Batch, Link, Notice, Shared};
 use crate::driver::timer::Timers;
+use crate::driver::transport::{self, Transport};
 use crate::http::response;
 use crate::obs::logging::{Logs, Throttle};
 use crate::sys::{self, Event, SignalFd, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
@@ -275,7 +276,7 @@ impl Reactor {
 
     /// Closes a connection the reactor holds.
     fn close(&mut self, c: Box<Conn>) {
-        let token = c.token;
+        let token = c.token();
         drop(c);
         self.release(token);
     }
@@ -375,9 +376,22 @@ impl Reactor {
         });
         let token = self.link().slots.token(index);
         let s = &self.shared.settings;
-        let deadline = clock::now_ms() + s.header_timeout_ms.min(s.timeout_ms);
+        let timeouts = Timeouts {
+            head_ms: s.header_timeout_ms.min(s.timeout_ms),
+            idle_ms: s.timeout_ms,
+        };
         let stats = self.shared.stats.clone();
-        let conn = Box::new(Conn::new(stream, peer, token, self.id, deadline, stats));
+        let now = clock::now_ms();
+        let conn = Conn::new(
+            Transport::Plain(stream),
+            peer,
+            token,
+            self.id,
+            timeouts,
+            now,
+            stats,
+        );
+        let conn = Box::new(conn);
         self.active += 1;
         self.link().active.store(self.active, Ordering::Relaxed);
         // Clients usually send the request with the handshake: try a read before the
@@ -387,11 +401,7 @@ impl Reactor {
 
     /// Answers a connection over `--max-conns` with 503 and closes it.
     fn refuse(&mut self, stream: std::net::TcpStream) {
-        let fd = stream.as_raw_fd();
-        // Read what already arrived, so closing does not reset the connection.
-        let _ = sys::read(fd, &mut self.scratch);
-        let _ = sys::send(fd, &self.overload, false);
-        let _ = sys::shutdown_write(fd);
+        transport::refuse(&stream, &mut self.scratch, &self.overload);
         self.shared.stats.response(503);
         if OVERLOADS.allow().is_some() {
             log::warn!(
@@ -406,12 +416,12 @@ impl Reactor {
             return;
         };
         if flags & EV_ERR != 0 || (flags & EV_HUP != 0 && flags & EV_IN == 0) {
-            log::debug!("{}: connection error or hang-up", conn.peer);
+            log::debug!("{}: connection error or hang-up", conn.peer());
             return self.close(conn);
         }
-        if let State::Write { writable, .. } = &mut conn.state {
+        if conn.phase() == Phase::Write {
             if flags & EV_OUT != 0 {
-                *writable = true;
+                conn.mark_writable();
                 return self.dispatch(conn);
             }
             return self.rearm(conn, EV_OUT);
@@ -419,88 +429,43 @@ impl Reactor {
         self.on_readable(conn, flags);
     }
 
-    /// Reads what the socket has into the connection's buffer; false if the
-    /// connection failed and was closed.
-    fn fill(&mut self, conn: &mut Conn) -> io::Result<usize> {
-        let s = &self.shared.settings;
-        let limit = match conn.state {
-            // One byte past the limits, so the parser sees the overflow.
-            State::Head => s.limits.max_header.max(s.limits.max_uri) + 1,
-            _ => BODY_READ,
-        };
-        let mut got = 0;
-        loop {
-            if conn.buf.capacity() == 0 {
-                conn.buf = self.shared.take_buffer();
-            }
-            if conn.buf.len() >= limit {
-                return Ok(got);
-            }
-            if conn.buf.len() == conn.buf.capacity() {
-                let grow = conn.buf.capacity().min(limit - conn.buf.len());
-                conn.buf.reserve(grow);
-            }
-            let room = (conn.buf.capacity() - conn.buf.len()).min(limit - conn.buf.len());
-            match sys::read_into(conn.fd(), &mut conn.buf, room) {
-                Ok(0) => {
-                    conn.eof = true;
-                    return Ok(got);
-                }
-                Ok(n) => {
-                    got += n;
-                    // A short read drained the socket; with level-triggered ONESHOT
-                    // the re-arm reports anything that arrives later.
-                    if n < room {
-                        return Ok(got);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(got),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
     /// Reads what the socket has; hands the connection to a worker if there is
     /// something to do, else re-arms it.
     fn on_readable(&mut self, mut conn: Box<Conn>, flags: u32) {
-        let was_empty = conn.buf.is_empty();
-        let got = match self.fill(&mut conn) {
+        let s = &self.shared.settings;
+        let limit = match conn.phase() {
+            // One byte past the limits, so the parser sees the overflow.
+            Phase::Head => s.limits.max_header.max(s.limits.max_uri) + 1,
+            _ => BODY_READ,
+        };
+        let shared = &self.shared;
+        let got = match conn.receive(limit, clock::now_ms(), || shared.take_buffer()) {
             Ok(n) => n,
             Err(e) => {
-                log::debug!("{}: read: {e}", conn.peer);
+                log::debug!("{}: read: {e}", conn.peer());
                 return self.close(conn);
             }
         };
         if flags & EV_RDHUP != 0 && got == 0 {
-            conn.eof = true;
+            conn.hung_up();
         }
-        if matches!(conn.state, State::Linger) {
-            conn.buf.clear();
-            return if conn.eof {
+        if conn.phase() == Phase::Linger {
+            return if conn.eof() {
                 self.close(conn)
             } else {
                 self.rearm(conn, EV_IN | EV_RDHUP)
             };
         }
         if got > 0 {
-            // The first bytes of a new request start its header clock. A body must
-            // arrive whole within --timeout of its head (set when the body phase
-            // begins), however it trickles in; lingering has its own limit.
-            if matches!(conn.state, State::Head) && was_empty {
-                let s = &self.shared.settings;
-                conn.deadline = clock::now_ms() + s.header_timeout_ms.min(s.timeout_ms);
-            }
             return self.dispatch(conn);
         }
-        if conn.eof {
+        if conn.eof() {
             if conn.is_idle() {
                 return self.close(conn);
             }
             return self.dispatch(conn);
         }
-        if conn.buf.is_empty() {
-            let buf = std::mem::take(&mut conn.buf);
+        if let Some(buf) = conn.spare_buffer() {
             self.shared.release_buffer(buf);
         }
         self.rearm(conn, EV_IN | EV_RDHUP);
@@ -543,9 +508,8 @@ impl Reactor {
 
     /// Puts a connection the reactor holds back in its slot and re-arms it.
     fn rearm(&mut self, mut conn: Box<Conn>, events: u32) {
-        if conn.needs_timer(clock::now_ms()) {
-            conn.timer_at = Some(conn.deadline);
-            self.timers.push(conn.deadline, conn.token);
+        if let Some(deadline) = conn.timer_due(clock::now_ms()) {
+            self.timers.push(deadline, conn.token());
         }
         if let Err((token, e)) = self.link().park(conn, events) {
             log::error!("epoll registration failed: {e}");
@@ -563,12 +527,11 @@ impl Reactor {
             // Disjoint fields: the slots are read while the timer heap takes a push.
             let timers = &mut self.timers;
             let expired = self.shared.links[self.id].slots.with_mut(token, |c| {
-                if c.deadline <= now {
+                if c.expired(now) {
                     return true;
                 }
-                if c.needs_timer(now) {
-                    c.timer_at = Some(c.deadline);
-                    timers.push(c.deadline, token);
+                if let Some(deadline) = c.timer_due(now) {
+                    timers.push(deadline, token);
                 }
                 false
             });
@@ -576,7 +539,7 @@ impl Reactor {
             // asks for a timer when it hands the connection back.
             if expired == Some(true) {
                 if let Some(c) = self.link().slots.take(token) {
-                    log::debug!("{}: timed out", c.peer);
+                    log::debug!("{}: timed out", c.peer());
                     self.close(c);
                 }
             }

@@ -94,7 +94,7 @@ impl Link {
     /// failure the connection stays in its slot and its token is returned.
     pub fn park(&self, conn: Box<Conn>, events: u32) -> Result<(), (Token, io::Error)> {
         let fd = conn.fd();
-        let token = conn.token;
+        let token = conn.token();
         // Level-triggered + EPOLLONESHOT: at most one thread owns a connection, and
         // re-arming reports data that is already waiting, so a read shorter than the
         // buffer can stop without the extra read that edge-triggered mode needs to

@@ -1,6 +1,7 @@
 //! HTTP/1.1: request heads, chunked bodies, response heads, conditional requests and
 //! ranges.
 
+pub mod body;
 pub mod chunked;
 pub mod grammar;
 pub mod precondition;

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::site::Site;
-use crate::driver::conn::{Body, Bytes};
 use crate::driver::shared::Shared;
 use crate::files::{self, Content, Entry, Lookup};
+use crate::http::body::{Body, Bytes};
 use crate::http::precondition::{self, Decision, Validators};
 use crate::http::request::{Head, Method};
 use crate::http::response::{self as resp, unix_secs};

@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use crate::config::settings::ConfigError;
-use crate::driver::conn::{Body, Bytes};
 use crate::files::{self, Content, Entry, Files, Lookup};
+use crate::http::body::{Body, Bytes};
 use crate::http::Status;
 
 /// Statuses a `=CODE` item may answer with.
