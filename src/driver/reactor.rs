@@ -211,7 +211,7 @@ impl Reactor {
                         None => log::info!("SIGHUP: no log files to reopen"),
                     }
                     if let Some(r) = &control.reload {
-                        r.reload(&self.shared);
+                        r.reload(&self.shared.sites, self.shared.settings.file_fds);
                     }
                 }
                 _ => {

@@ -31,7 +31,7 @@ type Step = ControlFlow<Next>;
 /// One worker thread's state.
 pub struct Worker {
     shared: Arc<Shared>,
-    handler: Handler,
+    handler: Handler<Shared>,
 }
 
 impl Worker {

@@ -5,8 +5,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::site::Site;
-use crate::driver::shared::Shared;
+use arc_swap::ArcSwap;
+
+use crate::config::settings::Settings;
+use crate::config::site::{Site, Sites};
 use crate::files::{self, Content, Entry, Lookup};
 use crate::http::body::{Body, Bytes};
 use crate::http::precondition::{self, Decision, Validators};
@@ -14,16 +16,32 @@ use crate::http::request::{Head, Method};
 use crate::http::response::{self as resp, unix_secs};
 use crate::http::Status;
 use crate::obs::logging::{self, AccessLog};
+use crate::obs::stats::{Snapshot, Stats};
 use crate::serve::reply::{Frame, Plan, Reply};
 use crate::serve::routes;
 
 /// Methods served.
 const ALLOW: &[u8] = b"GET, HEAD, OPTIONS";
 
+/// What serving reads from the running server. The driver's shared state provides
+/// it, so serving never imports the driver.
+pub trait Context {
+    /// The sites of the running configuration (a reload swaps in new ones).
+    fn sites(&self) -> &ArcSwap<Sites>;
+    /// The process-wide settings.
+    fn settings(&self) -> &Settings;
+    /// The counters.
+    fn stats(&self) -> &Stats;
+    /// Whether a graceful stop has begun.
+    fn is_draining(&self) -> bool;
+    /// A snapshot of the counters for the statistics page.
+    fn snapshot(&self) -> Snapshot;
+}
+
 /// A worker's request handler, with its reused buffers: answering a request for a
 /// cached file allocates nothing.
-pub struct Handler {
-    shared: Arc<Shared>,
+pub struct Handler<C> {
+    ctx: Arc<C>,
     head: Vec<u8>,
     scratch: Vec<u8>,
     path: String,
@@ -34,11 +52,11 @@ pub struct Handler {
     access: Option<AccessLog>,
 }
 
-impl Handler {
-    /// A handler over the shared state, writing to `access` if the log is on.
-    pub fn new(shared: Arc<Shared>, access: Option<AccessLog>) -> Handler {
+impl<C: Context> Handler<C> {
+    /// A handler over the running server's `ctx`, writing to `access` if the log is on.
+    pub fn new(ctx: Arc<C>, access: Option<AccessLog>) -> Handler<C> {
         Handler {
-            shared,
+            ctx,
             head: Vec::with_capacity(1024),
             scratch: Vec::with_capacity(256),
             path: String::with_capacity(256),
@@ -64,7 +82,7 @@ impl Handler {
     pub fn respond(&mut self, peer: &SocketAddr, h: &Head<'_>) -> Plan {
         // One load per request: the sites stay the same until the plan is made, even
         // if a reload swaps in new ones meanwhile.
-        let sites = self.shared.sites.load();
+        let sites = self.ctx.sites().load();
         let plan = self.route(sites.pick(request_host(h)), peer, h);
         self.record(peer, Some(h), &plan);
         plan
@@ -78,7 +96,7 @@ impl Handler {
             close: true,
             minor: 1,
         };
-        let sites = self.shared.sites.load();
+        let sites = self.ctx.sites().load();
         // Before a request exists, no error page: the built-in one, with no file work
         // for a connection that is closing anyway.
         let plan = self.error_body(sites.default_site(), status, frame, None, None);
@@ -88,7 +106,7 @@ impl Handler {
 
     fn record(&mut self, peer: &SocketAddr, h: Option<&Head<'_>>, plan: &Plan) {
         let code = plan.status.code();
-        self.shared.stats.response(code);
+        self.ctx.stats().response(code);
         if let Some(access) = &mut self.access {
             access.record(&logging::Entry {
                 peer,
@@ -106,14 +124,14 @@ impl Handler {
         // connection closes once they are, without forcing close on this response.
         let frame = Frame {
             head_only: h.method == Method::Head,
-            close: !h.keep_alive || self.shared.is_draining(),
+            close: !h.keep_alive || self.ctx.is_draining(),
             minor: h.minor,
         };
         let refused = if h.expect_other {
             Some(Status::ExpectationFailed)
         } else {
             match h.body {
-                crate::http::request::BodyKind::Length(n) if n > self.shared.settings.max_body => {
+                crate::http::request::BodyKind::Length(n) if n > self.ctx.settings().max_body => {
                     Some(Status::PayloadTooLarge)
                 }
                 _ => None,
@@ -155,7 +173,7 @@ impl Handler {
         }
         #[cfg(debug_assertions)]
         debug_panic(path);
-        let s = &self.shared.settings;
+        let s = self.ctx.settings();
         if h.method != Method::Options {
             if !s.health_path.is_empty() && path == s.health_path {
                 return self.health(site, h, frame);
@@ -175,7 +193,7 @@ impl Handler {
         if h.method == Method::Other {
             return self.error(site, Status::MethodNotAllowed, frame, None);
         }
-        let (status, body): (Status, &'static [u8]) = if self.shared.is_draining() {
+        let (status, body): (Status, &'static [u8]) = if self.ctx.is_draining() {
             (Status::ServiceUnavailable, b"draining\n")
         } else {
             (Status::Ok, b"ok\n")
@@ -197,13 +215,13 @@ impl Handler {
         query: Option<&str>,
         f: Frame,
     ) -> Plan {
-        if !self.shared.settings.stats_allowed(peer.ip()) {
+        if !self.ctx.settings().stats_allowed(peer.ip()) {
             return self.error(site, Status::Forbidden, f, None);
         }
         if h.method == Method::Other {
             return self.error(site, Status::MethodNotAllowed, f, None);
         }
-        let snap = self.shared.snapshot();
+        let snap = self.ctx.snapshot();
         let json = query.is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
         let (ctype, text) = if json {
             ("application/json", snap.json())
