@@ -13,9 +13,9 @@ use crate::clock;
 use crate::driver::conn::{After, BodyRead, Conn, Next, Phase};
 use crate::driver::shared::{Batch, Notice, Shared};
 use crate::driver::transport::WriteStatus;
-use crate::http::chunked::{ChunkError, Decoder};
-use crate::http::request::{self, BodyKind, Parsed, Reject};
-use crate::http::Status;
+use crate::http::chunked::Decoder;
+use crate::http::error::Refusal;
+use crate::http::request::{self, BodyKind, Parsed};
 use crate::obs::logging::{AccessLog, Throttle};
 use crate::obs::stats::Gauge;
 use crate::serve::handler::Handler;
@@ -162,9 +162,9 @@ impl Worker {
                 c.consume(n);
                 plan
             }
-            Err(Reject(status)) => {
-                refused(c, "rejected request", status);
-                self.handler.reject(c.peer(), status)
+            Err(why) => {
+                refused(c, "rejected request", why);
+                self.handler.reject(c.peer(), why)
             }
         };
         self.apply(c, plan);
@@ -177,13 +177,10 @@ impl Worker {
             Ok(true) => {}
             Ok(false) => return ControlFlow::Break(wait_input(c)),
             Err(e) => {
-                let status = match e {
-                    ChunkError::Malformed => Status::BadRequest,
-                    ChunkError::TooLarge => Status::PayloadTooLarge,
-                };
-                refused(c, "chunked body refused", status);
+                let why = Refusal::from(e);
+                refused(c, "chunked body refused", why);
                 // The rest of the body is unread: never parse it as a request.
-                let plan = self.handler.reject(c.peer(), status).skipping_body();
+                let plan = self.handler.reject(c.peer(), why);
                 self.apply(c, plan);
             }
         }
@@ -286,11 +283,11 @@ fn wait_input(c: &Conn) -> Next {
 }
 
 /// Logs a refused request, at most a few lines a second.
-fn refused(c: &Conn, what: &str, status: Status) {
+fn refused(c: &Conn, what: &str, why: Refusal) {
     if let Some(dropped) = REFUSALS.allow() {
         if dropped > 0 {
             log::info!("{dropped} more refused requests were not logged");
         }
-        log::info!("{}: {what}: {}", c.peer(), status.code());
+        log::info!("{}: {what}: {}", c.peer(), why.status().code());
     }
 }

@@ -2,8 +2,8 @@
 //! checks RFC 9112 asks of a server that httparse leaves to its caller (bare LF/CR,
 //! framing headers, Host, limits).
 
+use super::error::Refusal;
 use super::grammar::{host_ok, target_ok, TARGET, TCHAR};
-use super::Status;
 
 /// Most header fields accepted in one request (431 past it).
 pub const MAX_HEADERS: usize = 100;
@@ -104,10 +104,6 @@ pub enum Parsed<'a> {
     /// Not yet a whole head, and within limits: read more.
     Partial,
 }
-
-/// A request that cannot be answered normally: the status to send, then close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Reject(pub Status);
 
 fn eq_ci(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
@@ -215,11 +211,11 @@ struct Line<'a> {
 /// Parses `method SP request-target SP HTTP-version CRLF` (RFC 9112 §3). `Ok(None)`:
 /// a valid prefix, read more. Errors are found as soon as the bytes that show them
 /// arrive, so a long bad line is refused before it is all buffered.
-fn request_line<'a>(data: &'a [u8], limits: &Limits) -> Result<Option<Line<'a>>, Reject> {
-    let bad = Reject(Status::BadRequest);
+fn request_line<'a>(data: &'a [u8], limits: &Limits) -> Result<Option<Line<'a>>, Refusal> {
+    let bad = Refusal::Malformed;
     let method_len = data.iter().take_while(|&&b| TCHAR[usize::from(b)]).count();
     if method_len > MAX_METHOD {
-        return Err(Reject(Status::NotImplemented));
+        return Err(Refusal::UnknownMethod);
     }
     match data.get(method_len) {
         // A lone CR may be the first half of an empty line before the request line.
@@ -237,7 +233,7 @@ fn request_line<'a>(data: &'a [u8], limits: &Limits) -> Result<Option<Line<'a>>,
     // The line counts towards the limit up to its CR. Once the target alone leaves no
     // room for the version, the line cannot fit, whether or not it has ended.
     if end + " HTTP/1.1\r".len() > limits.max_uri {
-        return Err(Reject(Status::UriTooLong));
+        return Err(Refusal::UriTooLong);
     }
     match data.get(end) {
         None => return Ok(None),
@@ -267,14 +263,14 @@ const VERSION_SHAPE: &[u8; 10] = b"HTTP/0.0\r\n";
 
 /// Reads `HTTP-version CRLF`. A higher 1.x minor is answered as HTTP/1.1 (RFC 9110
 /// §2.5), so the result is 0 or 1; another major version is 505.
-fn version(v: &[u8]) -> Result<Option<u8>, Reject> {
+fn version(v: &[u8]) -> Result<Option<u8>, Refusal> {
     for (i, (&b, &want)) in v.iter().zip(VERSION_SHAPE).enumerate() {
         let ok = match i {
             5 | 7 => b.is_ascii_digit(),
             _ => b == want,
         };
         if !ok {
-            return Err(Reject(Status::BadRequest));
+            return Err(Refusal::Malformed);
         }
     }
     if v.len() < VERSION_SHAPE.len() {
@@ -283,7 +279,7 @@ fn version(v: &[u8]) -> Result<Option<u8>, Reject> {
     match (v[5], v[7]) {
         (b'1', b'0') => Ok(Some(0)),
         (b'1', _) => Ok(Some(1)),
-        _ => Err(Reject(Status::VersionNotSupported)),
+        _ => Err(Refusal::BadVersion),
     }
 }
 
@@ -301,7 +297,7 @@ struct Framing {
 }
 
 impl Framing {
-    fn host(&mut self, value: &str, minor: u8) -> Result<(), Reject> {
+    fn host(&mut self, value: &str, minor: u8) -> Result<(), Refusal> {
         self.hosts += 1;
         // An empty Host is only for a target without an authority; HTTP/1.1 clients
         // always have one to send.
@@ -313,18 +309,18 @@ impl Framing {
         if ok {
             Ok(())
         } else {
-            Err(Reject(Status::BadRequest))
+            Err(Refusal::Malformed)
         }
     }
 
-    fn content_length(&mut self, value: &str) -> Result<(), Reject> {
+    fn content_length(&mut self, value: &str) -> Result<(), Refusal> {
         self.lengths += 1;
-        let len = parse_length(value.as_bytes()).ok_or(Reject(Status::BadRequest))?;
+        let len = parse_length(value.as_bytes()).ok_or(Refusal::Malformed)?;
         self.content_length = Some(len);
         Ok(())
     }
 
-    fn transfer_encoding(&mut self, value: &str) -> Result<(), Reject> {
+    fn transfer_encoding(&mut self, value: &str) -> Result<(), Refusal> {
         self.te_seen = true;
         for coding in value.split(',').map(|c| c.trim_matches([' ', '\t'])) {
             if coding.is_empty() {
@@ -335,7 +331,7 @@ impl Framing {
                 self.te_chunked_last = true;
             } else if self.te_chunked_last {
                 // chunked must be the final coding.
-                return Err(Reject(Status::BadRequest));
+                return Err(Refusal::Malformed);
             } else {
                 self.te_unknown = true;
             }
@@ -344,8 +340,8 @@ impl Framing {
     }
 
     /// The body framing all fields together describe, or why there is none.
-    fn body(&self, minor: u8) -> Result<BodyKind, Reject> {
-        let bad = Reject(Status::BadRequest);
+    fn body(&self, minor: u8) -> Result<BodyKind, Refusal> {
+        let bad = Refusal::Malformed;
         // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in HTTP/1.0.
         if self.hosts > 1 || (minor == 1 && self.hosts == 0) {
             return Err(bad);
@@ -357,7 +353,7 @@ impl Framing {
                 return Err(bad);
             }
             if self.te_unknown {
-                return Err(Reject(Status::NotImplemented));
+                return Err(Refusal::UnknownCoding);
             }
             return Ok(BodyKind::Chunked);
         }
@@ -399,7 +395,12 @@ impl<'a> Head<'a> {
     }
 
     /// Records one field the server reads.
-    fn apply(&mut self, framing: &mut Framing, field: Field, value: &'a str) -> Result<(), Reject> {
+    fn apply(
+        &mut self,
+        framing: &mut Framing,
+        field: Field,
+        value: &'a str,
+    ) -> Result<(), Refusal> {
         match field {
             Field::Host => {
                 framing.host(value, self.minor)?;
@@ -450,15 +451,15 @@ impl<'a> Head<'a> {
 /// Checks limits on what is buffered so far when no whole head is there yet.
 /// `skipped` empty lines before the request line count towards the head size, so a
 /// flood of CRLFs is refused like any other oversized head.
-fn partial_limits(data: &[u8], skipped: usize, limits: &Limits) -> Result<(), Reject> {
+fn partial_limits(data: &[u8], skipped: usize, limits: &Limits) -> Result<(), Refusal> {
     if skipped + data.len() > limits.max_header {
-        return Err(Reject(Status::HeaderFieldsTooLarge));
+        return Err(Refusal::HeadTooLarge);
     }
     Ok(())
 }
 
 /// Parses the request head at the start of `buf`.
-pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Reject> {
+pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Refusal> {
     let skip = skip_empty_lines(buf);
     let data = &buf[skip..];
     let Some(line) = request_line(data, limits)? else {
@@ -472,20 +473,20 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Reject> {
             partial_limits(data, skip, limits)?;
             return Ok(Parsed::Partial);
         }
-        Err(httparse::Error::TooManyHeaders) => return Err(Reject(Status::HeaderFieldsTooLarge)),
+        Err(httparse::Error::TooManyHeaders) => return Err(Refusal::HeadTooLarge),
         Err(_) => {
             // An oversized head can also trip the parser; report the limit first.
             partial_limits(data, skip, limits)?;
-            return Err(Reject(Status::BadRequest));
+            return Err(Refusal::Malformed);
         }
     };
     if skip + n > limits.max_header {
-        return Err(Reject(Status::HeaderFieldsTooLarge));
+        return Err(Refusal::HeadTooLarge);
     }
     if !line_endings_ok(&data[..n]) {
-        return Err(Reject(Status::BadRequest));
+        return Err(Refusal::Malformed);
     }
-    let method = classify(line.method).ok_or(Reject(Status::NotImplemented))?;
+    let method = classify(line.method).ok_or(Refusal::UnknownMethod)?;
     let mut head = Head::new(method, &line, skip + n);
     let mut framing = Framing::default();
     for h in fields {
@@ -495,7 +496,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Reject> {
         let value = match std::str::from_utf8(h.value) {
             Ok(v) => v.trim_matches([' ', '\t']),
             Err(_) if matches!(field, Field::Referer | Field::UserAgent) => continue,
-            Err(_) => return Err(Reject(Status::BadRequest)),
+            Err(_) => return Err(Refusal::Malformed),
         };
         head.apply(&mut framing, field, value)?;
     }
@@ -506,6 +507,7 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Result<Parsed<'a>, Reject> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::Status;
 
     const LIMITS: Limits = Limits {
         max_uri: 64,
@@ -516,7 +518,7 @@ mod tests {
         match parse(raw, &LIMITS) {
             Ok(Parsed::Complete(_)) => Ok("complete"),
             Ok(Parsed::Partial) => Ok("partial"),
-            Err(Reject(s)) => Err(s),
+            Err(r) => Err(r.status()),
         }
     }
 

@@ -11,6 +11,7 @@ use crate::config::settings::Settings;
 use crate::config::site::{Site, Sites};
 use crate::files::{self, Content, Entry, Lookup};
 use crate::http::body::{Body, Bytes};
+use crate::http::error::{Refusal, Then};
 use crate::http::precondition::{self, Decision, Validators};
 use crate::http::request::{Head, Method};
 use crate::http::response::{self as resp, unix_secs};
@@ -90,7 +91,7 @@ impl<C: Context> Handler<C> {
 
     /// Plans the error response to a request that could not be parsed (or whose
     /// body was refused), which closes the connection, and logs it.
-    pub fn reject(&mut self, peer: &SocketAddr, status: Status) -> Plan {
+    pub fn reject(&mut self, peer: &SocketAddr, why: Refusal) -> Plan {
         let frame = Frame {
             head_only: false,
             close: true,
@@ -99,9 +100,20 @@ impl<C: Context> Handler<C> {
         let sites = self.ctx.sites().load();
         // Before a request exists, no error page: the built-in one, with no file work
         // for a connection that is closing anyway.
-        let plan = self.error_body(sites.default_site(), status, frame, None, None);
+        let plan = self.error_body(sites.default_site(), why.status(), frame, None, None);
         self.record(peer, None, &plan);
-        plan
+        unread(plan, why)
+    }
+
+    /// Plans the error response to a parsed request refused for `why`, with the
+    /// site's error page; the connection closes.
+    fn refuse(&mut self, site: &Site, why: Refusal, frame: Frame) -> Plan {
+        let frame = Frame {
+            close: true,
+            ..frame
+        };
+        let plan = self.error(site, why.status(), frame, None);
+        unread(plan, why)
     }
 
     fn record(&mut self, peer: &SocketAddr, h: Option<&Head<'_>>, plan: &Plan) {
@@ -128,21 +140,17 @@ impl<C: Context> Handler<C> {
             minor: h.minor,
         };
         let refused = if h.expect_other {
-            Some(Status::ExpectationFailed)
+            Some(Refusal::Expectation)
         } else {
             match h.body {
                 crate::http::request::BodyKind::Length(n) if n > self.ctx.settings().max_body => {
-                    Some(Status::PayloadTooLarge)
+                    Some(Refusal::BodyTooLarge)
                 }
                 _ => None,
             }
         };
-        if let Some(status) = refused {
-            let frame = Frame {
-                close: true,
-                ..frame
-            };
-            return self.error(site, status, frame, None).skipping_body();
+        if let Some(why) = refused {
+            return self.refuse(site, why, frame);
         }
         let mut plan = self.target(site, peer, frame, h);
         plan.request_body = h.body;
@@ -151,25 +159,21 @@ impl<C: Context> Handler<C> {
     }
 
     fn target(&mut self, site: &Site, peer: &SocketAddr, frame: Frame, h: &Head<'_>) -> Plan {
-        let bad = Frame {
-            close: true,
-            ..frame
-        };
         if h.target == "*" {
             return match h.method {
                 Method::Options => self.options(site, h, frame),
-                _ => self.error(site, Status::BadRequest, bad, None),
+                _ => self.refuse(site, Refusal::Malformed, frame),
             };
         }
         let Some(origin_form) = origin_form(h.target) else {
-            return self.error(site, Status::BadRequest, bad, None);
+            return self.refuse(site, Refusal::Malformed, frame);
         };
         let (path, query) = match origin_form.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (origin_form, None),
         };
         if path.contains('#') {
-            return self.error(site, Status::BadRequest, bad, None);
+            return self.refuse(site, Refusal::Malformed, frame);
         }
         #[cfg(debug_assertions)]
         debug_panic(path);
@@ -513,5 +517,13 @@ mod tests {
         assert_eq!(origin_form("https://host:8080/x"), Some("/x"));
         assert_eq!(origin_form("ftp://host/x"), None);
         assert_eq!(origin_form("host/x"), None);
+    }
+}
+
+/// A refusal's plan, reading no more of a body that follows where `why` says so.
+fn unread(plan: Plan, why: Refusal) -> Plan {
+    match why.then() {
+        Then::CloseUnread => plan.skipping_body(),
+        Then::Close => plan,
     }
 }
