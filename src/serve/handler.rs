@@ -505,6 +505,14 @@ fn origin_form(target: &str) -> Option<&str> {
     }
 }
 
+/// A refusal's plan, reading no more of a body that follows where `why` says so.
+fn unread(plan: Plan, why: Refusal) -> Plan {
+    match why.then() {
+        Then::CloseUnread => plan.skipping_body(),
+        Then::Close => plan,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::origin_form;
@@ -517,13 +525,5 @@ mod tests {
         assert_eq!(origin_form("https://host:8080/x"), Some("/x"));
         assert_eq!(origin_form("ftp://host/x"), None);
         assert_eq!(origin_form("host/x"), None);
-    }
-}
-
-/// A refusal's plan, reading no more of a body that follows where `why` says so.
-fn unread(plan: Plan, why: Refusal) -> Plan {
-    match why.then() {
-        Then::CloseUnread => plan.skipping_body(),
-        Then::Close => plan,
     }
 }
