@@ -8,12 +8,12 @@
 
 use globset::{GlobSet, GlobSetBuilder};
 
+use crate::config::file::Loaded;
+pub use crate::config::file::PathRule;
+use crate::config::routes::{ErrorPages, TryFiles};
+use crate::config::settings::{header_field, header_line, header_value, ConfigError};
 use crate::config::Config;
-use crate::config_file::Loaded;
-pub use crate::config_file::PathRule;
 use crate::files::Files;
-use crate::routes::{ErrorPages, TryFiles};
-use crate::settings::{header_field, header_line, header_value, ConfigError};
 
 /// One site: where files come from and the headers its responses carry.
 #[derive(Debug)]

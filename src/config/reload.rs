@@ -22,11 +22,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::config_file::{self, Loaded, SITE_KEYS};
-use crate::shared::Shared;
-use crate::site::Sites;
+use crate::config::file::{self as config_file, Loaded, SITE_KEYS};
+use crate::config::site::Sites;
 
 /// Keys a reload applies although they are not per-site.
 const RELOADED: &[&str] = &["log-level", "config", "check"];
@@ -75,52 +75,75 @@ impl Reloader {
         }
     }
 
-    /// Starts the reload thread over `shared`; it runs until every [`Trigger`] is
-    /// dropped.
-    pub fn start(mut self, shared: Arc<Shared>) -> io::Result<(Trigger, JoinHandle<()>)> {
+    /// Starts the reload thread, which swaps new sites into `running`; it runs
+    /// until every [`Trigger`] is dropped. The file caches of all sites share
+    /// `file_fds` descriptors, and descriptors were set aside for `budgeted` sites.
+    pub fn start(
+        self,
+        running: Arc<ArcSwap<Sites>>,
+        file_fds: usize,
+        budgeted: usize,
+    ) -> io::Result<(Trigger, JoinHandle<()>)> {
         let (tx, rx) = crossbeam_channel::bounded(1);
+        let mut state = Running {
+            reloader: self,
+            sites: running,
+            file_fds,
+            budgeted,
+        };
         let thread = std::thread::Builder::new()
             .name("hearth-reload".into())
             .spawn(move || {
                 // Building sites is background work: the reactors and workers come
                 // first when the CPUs are busy.
                 crate::sys::lower_thread_priority();
-                self.run(&shared, &rx)
+                state.run(&rx)
             })?;
         Ok((Trigger(tx), thread))
     }
+}
 
-    fn run(&mut self, shared: &Shared, rx: &Receiver<()>) {
+/// The reload thread's state: the reloader and where the sites it builds go.
+struct Running {
+    reloader: Reloader,
+    sites: Arc<ArcSwap<Sites>>,
+    file_fds: usize,
+    budgeted: usize,
+}
+
+impl Running {
+    fn run(&mut self, rx: &Receiver<()>) {
         loop {
             match rx.recv_timeout(ROOT_CHECK) {
-                Ok(()) => self.reload(shared),
-                Err(RecvTimeoutError::Timeout) => self.check_roots(shared),
+                Ok(()) => self.reload(),
+                Err(RecvTimeoutError::Timeout) => self.check_roots(),
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
     }
 
     /// Rebuilds the running configuration when a root moved (see the module docs).
-    fn check_roots(&mut self, shared: &Shared) {
-        let sites = shared.sites.load();
+    fn check_roots(&mut self) {
+        let sites = self.sites.load();
+        let r = &mut self.reloader;
         if !sites.roots_moved() {
-            self.failed = None;
+            r.failed = None;
             return;
         }
         let now = sites.root_identities();
-        if self.failed.as_ref() == Some(&now) {
+        if r.failed.as_ref() == Some(&now) {
             return;
         }
         drop(sites);
-        match Sites::build(&self.current, shared.settings.file_fds) {
+        match Sites::build(&r.current, self.file_fds) {
             Ok(sites) => {
-                self.failed = None;
-                retire(shared.sites.swap(Arc::new(sites)));
+                r.failed = None;
+                retire(self.sites.swap(Arc::new(sites)));
                 log::info!("a document root moved; roots resolved again");
             }
             Err(e) => {
-                self.failed = Some(now);
-                self.report(&format!(
+                r.failed = Some(now);
+                r.report(&format!(
                     "a document root moved, and the sites could not be rebuilt \
                      (keeping the running ones): {e}"
                 ));
@@ -131,24 +154,25 @@ impl Reloader {
     /// Loads the configuration again (the file, or the running one) and builds its
     /// sites, resolving every root anew; on success swaps them in with the log
     /// level, on failure reports why and leaves everything as it was.
-    pub fn reload(&mut self, shared: &Shared) {
-        let loaded = match &self.file {
-            Some(_) => config_file::load(&self.argv).map_err(|e| e.to_string()),
-            None => Ok(self.current.clone()),
+    fn reload(&mut self) {
+        let r = &mut self.reloader;
+        let loaded = match &r.file {
+            Some(_) => config_file::load(&r.argv).map_err(|e| e.to_string()),
+            None => Ok(r.current.clone()),
         };
         let built = loaded.and_then(|l| {
-            Sites::build(&l, shared.settings.file_fds)
+            Sites::build(&l, self.file_fds)
                 .map(|s| (l, s))
                 .map_err(|e| e.0)
         });
         let (loaded, sites) = match built {
             Ok(b) => b,
             Err(e) => {
-                let what = match &self.file {
+                let what = match &r.file {
                     Some(f) => format!("reload of {}", f.display()),
                     None => "reload".to_string(),
                 };
-                self.report(&format!(
+                r.report(&format!(
                     "{what} failed, keeping the running configuration: {e}"
                 ));
                 return;
@@ -156,21 +180,21 @@ impl Reloader {
         };
         for (key, value) in &loaded.values {
             let site_key = SITE_KEYS.contains(&key.as_str()) || RELOADED.contains(&key.as_str());
-            if !site_key && self.started.values.get(key) != Some(value) {
+            if !site_key && r.started.values.get(key) != Some(value) {
                 log::warn!("reload: {key} changed; it needs a restart, ignored");
             }
         }
-        if sites.count() > shared.settings.sites {
+        if sites.count() > self.budgeted {
             log::warn!(
                 "reload: {} sites, descriptors were set aside for {} at start; \
                  restart to set aside enough for all",
                 sites.count(),
-                shared.settings.sites
+                self.budgeted
             );
         }
-        retire(shared.sites.swap(Arc::new(sites)));
+        retire(self.sites.swap(Arc::new(sites)));
         log::set_max_level(loaded.config.log_level);
-        match &self.file {
+        match &r.file {
             Some(f) => log::info!(
                 "configuration reloaded from {} ({} vhosts)",
                 f.display(),
@@ -178,10 +202,12 @@ impl Reloader {
             ),
             None => log::info!("configuration reloaded; roots resolved again"),
         }
-        self.failed = None;
-        self.current = loaded;
+        r.failed = None;
+        r.current = loaded;
     }
+}
 
+impl Reloader {
     /// Logs an error; without log files (`--close-log`) it goes to stderr as well,
     /// so a failed reload always leaves a trace.
     fn report(&self, msg: &str) {

@@ -21,8 +21,8 @@ use globset::Glob;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use crate::config::settings::{header_field, ConfigError};
 use crate::config::Config;
-use crate::settings::{header_field, ConfigError};
 
 /// Keys a `[[vhost]]` table may set: what a site answers requests with. Every other
 /// flag applies to the whole process (and needs a restart to change).

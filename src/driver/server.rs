@@ -9,16 +9,16 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::config::file::Loaded;
+use crate::config::reload::Reloader;
+use crate::config::settings::{ConfigError, Settings};
+use crate::config::site::Sites;
 use crate::config::Config;
-use crate::config_file::Loaded;
-use crate::logging::Logs;
-use crate::reactor::{Control, Listeners, Reactor};
-use crate::reload::Reloader;
-use crate::settings::{ConfigError, Settings};
-use crate::shared::{Batch, Link, Notice, Shared};
-use crate::site::Sites;
+use crate::driver::reactor::{Control, Listeners, Reactor};
+use crate::driver::shared::{Batch, Link, Notice, Shared};
+use crate::driver::worker::Worker;
+use crate::obs::logging::Logs;
 use crate::sys::{self, SignalFd};
-use crate::worker::Worker;
 
 /// How several reactors in one process share the incoming connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +177,10 @@ impl Server {
         let logs = self.logs.map(Arc::new);
         let workers = spawn_workers(&self.shared, &self.queue_rx, logs.as_deref())?;
         drop(self.queue_rx);
-        let (trigger, reload_thread) = self.reloader.start(self.shared.clone())?;
+        let s = &self.shared.settings;
+        let (trigger, reload_thread) =
+            self.reloader
+                .start(self.shared.sites.clone(), s.file_fds, s.sites)?;
         let control = Control {
             signals: self.signals,
             logs: logs.clone(),

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::conn::{Conn, Token};
-use crate::settings::Settings;
-use crate::site::Sites;
-use crate::slots::Slots;
-use crate::stats::Stats;
+use crate::config::settings::Settings;
+use crate::config::site::Sites;
+use crate::driver::conn::{Conn, Token};
+use crate::driver::slots::Slots;
+use crate::obs::stats::{Snapshot, Stats};
+use crate::serve::handler::Context;
 use crate::sys::{self, Epoll, EventFd};
 
 /// Read buffers kept for reuse.
@@ -94,7 +95,7 @@ impl Link {
     /// failure the connection stays in its slot and its token is returned.
     pub fn park(&self, conn: Box<Conn>, events: u32) -> Result<(), (Token, io::Error)> {
         let fd = conn.fd();
-        let token = conn.token;
+        let token = conn.token();
         // Level-triggered + EPOLLONESHOT: at most one thread owns a connection, and
         // re-arming reports data that is already waiting, so a read shorter than the
         // buffer can stop without the extra read that edge-triggered mode needs to
@@ -125,8 +126,9 @@ pub struct Shared {
     pub settings: Settings,
     /// The sites of the running configuration. A reload swaps in a new one; a worker
     /// loads it once per request (no lock, no reference-count traffic on the hot
-    /// path) and keeps that one until the response is planned.
-    pub sites: ArcSwap<Sites>,
+    /// path) and keeps that one until the response is planned. Shared with the
+    /// reload thread, which swaps them.
+    pub sites: Arc<ArcSwap<Sites>>,
     /// Counters.
     pub stats: Arc<Stats>,
     /// Set once a stop has begun.
@@ -148,7 +150,7 @@ impl Shared {
     pub fn new(settings: Settings, sites: Sites, links: Vec<Link>) -> Shared {
         Shared {
             settings,
-            sites: ArcSwap::from_pointee(sites),
+            sites: Arc::new(ArcSwap::from_pointee(sites)),
             stats: Arc::new(Stats::default()),
             draining: AtomicBool::new(false),
             accept_starved: AtomicBool::new(false),
@@ -217,9 +219,27 @@ impl Shared {
             let _ = self.buffers.0.try_send(buf);
         }
     }
+}
+
+impl Context for Shared {
+    fn sites(&self) -> &ArcSwap<Sites> {
+        &self.sites
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn is_draining(&self) -> bool {
+        Shared::is_draining(self)
+    }
 
     /// A snapshot of the counters, with each reactor's open connections.
-    pub fn snapshot(&self) -> crate::stats::Snapshot {
+    fn snapshot(&self) -> Snapshot {
         let per_reactor = self
             .links
             .iter()
