@@ -293,6 +293,15 @@ fn every_configuration_error_names_file_line_and_key() {
             format!("{r}pid-file = \"/does/not/exist/hearth.pid\"\n"),
             ":2: pid-file:",
         ),
+        (format!("{r}max-uri = 3\n"), ":2: max-uri:"),
+        (
+            format!("{r}access-log = \"/does/not/exist/access.log\"\n"),
+            ":2: access-log:",
+        ),
+        (
+            format!("{r}[[vhost]]\nhost = \"v.example\"\ntry-files = \"$uri\"\n"),
+            ":4: try-files: vhost \"v.example\"",
+        ),
         // TEST-NET-1: documentation addresses no host has.
         (format!("{r}bind = [\"192.0.2.1\"]\n"), ":2: bind:"),
         (

@@ -282,10 +282,17 @@ impl Settings {
                 }
             }
         }
-        if cfg.max_header < 64 || cfg.max_uri < 16 {
-            return Err(ConfigError(
-                "--max-header and --max-uri are too small".into(),
-            ));
+        if cfg.max_header < 64 {
+            return Err(ConfigError(format!(
+                "--max-header {}: too small (at least 64)",
+                cfg.max_header
+            )));
+        }
+        if cfg.max_uri < 16 {
+            return Err(ConfigError(format!(
+                "--max-uri {}: too small (at least 16)",
+                cfg.max_uri
+            )));
         }
         // The sites' own descriptors come off the top, so connections filling up
         // never leave a site without one to open a file with.
@@ -315,8 +322,8 @@ impl Settings {
 }
 
 /// What `--check` verifies on this host beyond the values themselves, as start-up
-/// would find it: the log directory is a directory (or can be made), the pid file's
-/// directory exists, and every `--bind` address is one this host has (tried with
+/// would find it: the log directory is a directory (or can be made), the access
+/// log's and the pid file's directories exist, and every `--bind` address is one this host has (tried with
 /// port 0, so a server already running on the port does not fail the check).
 pub fn preflight(cfg: &Config) -> Result<(), ConfigError> {
     if !cfg.close_log && cfg.log_dir.exists() && !cfg.log_dir.is_dir() {
@@ -324,6 +331,21 @@ pub fn preflight(cfg: &Config) -> Result<(), ConfigError> {
             "--log-dir {:?}: not a directory",
             cfg.log_dir
         )));
+    }
+    let access = cfg.access_log.as_str();
+    if !cfg.close_log && access != "on" && access != "off" {
+        let p = std::path::Path::new(access);
+        match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() && !d.is_dir() => {
+                return Err(ConfigError(format!(
+                    "--access-log {p:?}: the directory {d:?} does not exist"
+                )))
+            }
+            _ if p.is_dir() => {
+                return Err(ConfigError(format!("--access-log {p:?}: is a directory")))
+            }
+            _ => {}
+        }
     }
     if let Some(p) = &cfg.pid_file {
         let dir = match p.parent() {
