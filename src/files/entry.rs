@@ -148,9 +148,10 @@ fn etag(st: &FileStat, coding: Option<Coding>) -> String {
 }
 
 /// Attempts at reading a small file whole while it is being rewritten; between
-/// them a pause growing by [`READ_BACKOFF_US`] each time (about 10 ms in all), so a
-/// writer has time to finish.
-const READ_TRIES: u64 = 20;
+/// them a pause growing by [`READ_BACKOFF_US`] each time up to a millisecond (about
+/// 40 ms in all, spent only on a file that keeps changing), so a writer has time to
+/// finish.
+const READ_TRIES: u64 = 50;
 const READ_BACKOFF_US: u64 = 50;
 
 /// Reads a small file whole, as one consistent version: the bytes read are as many
@@ -181,7 +182,8 @@ fn read_whole(file: &File, st: &FileStat) -> io::Result<Option<(Vec<u8>, FileSta
         if got as u64 == after.size && identity(&after) == identity(&before) {
             return Ok(Some((data, after)));
         }
-        std::thread::sleep(std::time::Duration::from_micros(attempt * READ_BACKOFF_US));
+        let pause = (attempt * READ_BACKOFF_US).min(1000);
+        std::thread::sleep(std::time::Duration::from_micros(pause));
         // Compared with what the file is now, not with what it was before the pause.
         before = sys::fstat(file.as_fd())?;
     }
