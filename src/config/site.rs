@@ -129,6 +129,7 @@ impl Site {
     /// one of the same name, so no name appears twice. `matched` is reused scratch.
     /// Returns whether a rule set `Cache-Control`, which then replaces
     /// `--cache-control`.
+    ///
     /// With `vary`, the response writes its own `Vary` (see [`Site::vary`]) and the
     /// site's `Vary: Origin` is left out here.
     pub fn file_headers(
