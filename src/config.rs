@@ -254,8 +254,13 @@ pub struct Config {
     #[arg(long, help_heading = "Operations")]
     pub check: bool,
 
-    /// Send F.br, F.zst or F.gz (when present and not older than F) to clients that
-    /// accept that encoding, in place of F.
+    /// Send F.br, F.zst or F.gz (when present and not older than F, see
+    /// --precompressed-check) to clients that accept that encoding, in place of F.
     #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off(), action = clap::ArgAction::Set, help_heading = "Files")]
     pub precompressed: bool,
+
+    /// Skip a precompressed sibling whose modification time is older than its
+    /// file's, compared in whole seconds; `off` serves siblings whatever their age.
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off(), action = clap::ArgAction::Set, help_heading = "Files")]
+    pub precompressed_check: bool,
 }

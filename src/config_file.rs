@@ -36,6 +36,7 @@ pub const SITE_KEYS: &[&str] = &[
     "try-files",
     "error-page",
     "precompressed",
+    "precompressed-check",
 ];
 
 /// Flags that make no sense inside the file.

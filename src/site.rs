@@ -71,6 +71,7 @@ impl Site {
             fd_budget,
             cfg.precompressed,
         )
+        .map(|f| f.with_precompressed_check(cfg.precompressed_check))
         .map_err(|e| ConfigError(format!("root {:?}: {e}", cfg.root)))?;
         Ok(Site {
             files,

@@ -96,6 +96,8 @@ pub struct Files {
     autoindex: bool,
     /// Serve precompressed siblings.
     precompressed: bool,
+    /// Skip siblings older than their file (`--precompressed-check on`).
+    precompressed_check: bool,
     /// False once the kernel has said it lacks openat2.
     beneath: AtomicBool,
     cache: Cache,
@@ -124,11 +126,19 @@ impl Files {
             follow_symlinks,
             autoindex,
             precompressed,
+            precompressed_check: true,
             beneath: AtomicBool::new(!follow_symlinks),
             cache: Cache::new(fd_budget),
             listings: Listings::default(),
             stale: StaleLog::default(),
         })
+    }
+
+    /// With `false`, a sibling is served whatever its modification time
+    /// (`--precompressed-check off`); by default one older than its file is skipped.
+    pub fn with_precompressed_check(mut self, check: bool) -> Files {
+        self.precompressed_check = check;
+        self
     }
 
     /// The canonical root.
@@ -337,7 +347,7 @@ impl Files {
     ) -> io::Result<Option<(Entry, bool)>> {
         let (file, direct) = self.open(name)?;
         let st = sys::fstat(file.as_fd())?;
-        if st.mtime < src.mtime {
+        if self.precompressed_check && stale(&st, src) {
             // A build artifact left from an older version of the file.
             self.stale.report(name, st.mtime);
             return Ok(None);
@@ -347,9 +357,32 @@ impl Files {
     }
 }
 
+/// Whether a sibling with status `sibling` is older than its file's `src`, in whole
+/// seconds: `brotli -k` and `gzip -k` copy the modification time without its
+/// nanoseconds, so a finer comparison would call every such output stale.
+fn stale(sibling: &FileStat, src: &FileStat) -> bool {
+    sibling.mtime.0 < src.mtime.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn siblings_are_stale_by_whole_seconds() {
+        let at = |secs, nanos| FileStat {
+            dev: 1,
+            ino: 1,
+            size: 1,
+            mode: libc::S_IFREG | 0o644,
+            nlink: 1,
+            mtime: (secs, nanos),
+            ctime: (0, 0),
+        };
+        assert!(!stale(&at(100, 0), &at(100, 999_999_999)));
+        assert!(!stale(&at(101, 0), &at(100, 5)));
+        assert!(stale(&at(99, 999_999_999), &at(100, 0)));
+    }
 
     fn file(e: &Lookup) -> &Entry {
         match e {

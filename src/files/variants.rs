@@ -156,7 +156,10 @@ impl StaleLog {
             seen.clear();
         }
         if seen.insert((path.into(), mtime)) {
-            log::warn!("{path:?} is older than the file it compresses; not serving it");
+            log::warn!(
+                "{path:?} is older than the file it compresses (in whole seconds); not serving \
+                 it (--precompressed-check off serves it anyway)"
+            );
         }
     }
 }
