@@ -146,6 +146,48 @@ pub enum Body {
         /// One past the last byte to send.
         end: u64,
     },
+    /// Several bodies sent one after the other (a `multipart/byteranges` response:
+    /// part headers in memory, ranges of a file or of memory).
+    Parts(Box<Parts>),
+}
+
+/// The pieces of a [`Body::Parts`], none of them `Parts` itself.
+#[derive(Debug)]
+pub struct Parts {
+    /// The pieces in order.
+    pub pieces: Vec<Body>,
+    /// The first piece not yet wholly sent.
+    pub next: usize,
+}
+
+impl Body {
+    /// Bytes left to send.
+    pub fn remaining(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Memory { pos, end, .. } => end.saturating_sub(*pos) as u64,
+            Body::File { offset, end, .. } => end.saturating_sub(*offset),
+            Body::Parts(p) => p.pieces[p.next..].iter().map(Body::remaining).sum(),
+        }
+    }
+
+    /// The piece being sent (itself unless it is `Parts`), skipping pieces already
+    /// sent, and whether other bytes follow it.
+    fn current(&mut self) -> (&mut Body, bool) {
+        if matches!(self, Body::Parts(p) if p.pieces.is_empty()) {
+            return (self, false);
+        }
+        match self {
+            Body::Parts(p) => {
+                while p.next + 1 < p.pieces.len() && p.pieces[p.next].remaining() == 0 {
+                    p.next += 1;
+                }
+                let more = p.next + 1 < p.pieces.len();
+                (&mut p.pieces[p.next], more)
+            }
+            other => (other, false),
+        }
+    }
 }
 
 /// The response being written.
@@ -271,22 +313,23 @@ impl Conn {
         let mut turn = 0u64;
         loop {
             let head = &out.head[out.pos..];
+            let (body, more) = out.body.current();
             let result = if !head.is_empty() {
-                match &out.body {
+                match body {
                     Body::Memory { bytes, pos, end } => {
                         sys::writev2(fd, head, &bytes.as_slice()[*pos..*end])
                     }
-                    Body::File { .. } => sys::send(fd, head, true),
-                    Body::Empty => sys::send(fd, head, false),
+                    Body::File { .. } | Body::Parts(_) => sys::send(fd, head, true),
+                    Body::Empty => sys::send(fd, head, more),
                 }
             } else {
-                match &mut out.body {
-                    Body::Empty => return Ok(WriteStatus::Done),
+                match body {
+                    Body::Empty | Body::Parts(_) => return Ok(WriteStatus::Done),
                     Body::Memory { bytes, pos, end } => {
                         if pos >= end {
                             return Ok(WriteStatus::Done);
                         }
-                        sys::send(fd, &bytes.as_slice()[*pos..*end], false)
+                        sys::send(fd, &bytes.as_slice()[*pos..*end], more)
                     }
                     Body::File { file, offset, end } => {
                         if offset >= end {
@@ -303,7 +346,7 @@ impl Conn {
                             Ok(n) => {
                                 *sent += n as u64;
                                 turn += n as u64;
-                                if turn >= WRITE_QUANTUM && *offset < *end {
+                                if turn >= WRITE_QUANTUM && (*offset < *end || more) {
                                     if others_waiting() {
                                         return Ok(WriteStatus::Yield);
                                     }
@@ -322,7 +365,7 @@ impl Conn {
                     turn += n as u64;
                     let from_head = n.min(out.head.len() - out.pos);
                     out.pos += from_head;
-                    if let Body::Memory { pos, .. } = &mut out.body {
+                    if let (Body::Memory { pos, .. }, _) = out.body.current() {
                         *pos += n - from_head;
                     }
                     if turn >= WRITE_QUANTUM {

@@ -12,6 +12,7 @@ use crate::http::request::{Head, Method};
 use crate::http::response::{self as resp, unix_secs};
 use crate::http::Status;
 use crate::logging::{self, AccessLog};
+use crate::multipart;
 use crate::reply::{Frame, Plan, Reply};
 use crate::routes;
 use crate::shared::Shared;
@@ -274,6 +275,9 @@ impl Handler {
             match precondition::evaluate(h, &v, e.len, h.method == Method::Get, true) {
                 Decision::Full => (0, e.len, Status::Ok),
                 Decision::Partial(a, b) => (a, b + 1, Status::PartialContent),
+                Decision::Multi(ranges) => {
+                    return self.multipart(site, e, frame, vary, ranges.as_slice())
+                }
                 Decision::NotModified => {
                     let mut reply = begin(&mut self.head, site, Status::NotModified, frame);
                     let rules = site.path_headers(&self.path, &mut self.matched, reply.raw());
@@ -317,6 +321,28 @@ impl Handler {
             },
         };
         reply.body(end - start, body)
+    }
+
+    /// A 206 with several ranges of `e` as `multipart/byteranges`.
+    fn multipart(
+        &mut self,
+        site: &Site,
+        e: &Entry,
+        frame: Frame,
+        vary: bool,
+        ranges: &[(u64, u64)],
+    ) -> Plan {
+        let boundary = multipart::boundary();
+        let mut ctype = b"multipart/byteranges; boundary=".to_vec();
+        ctype.extend_from_slice(&boundary);
+        let reply = begin(&mut self.head, site, Status::PartialContent, frame)
+            .header(b"Content-Type", &ctype)
+            .header_opt(b"Content-Encoding", e.coding.map(|c| c.token().as_bytes()));
+        let mut reply = reply.header(b"Accept-Ranges", b"bytes");
+        let rules = site.path_headers(&self.path, &mut self.matched, reply.raw());
+        let reply = validators(reply, e, site, rules, vary);
+        let body = multipart::body(&e.content, e.len, e.content_type, &boundary, ranges);
+        reply.body(body.remaining(), body)
     }
 
     fn options(&mut self, site: &Site, h: &Head<'_>, frame: Frame) -> Plan {

@@ -17,6 +17,7 @@ pub mod format;
 pub mod handler;
 pub mod http;
 pub mod logging;
+pub mod multipart;
 pub mod reactor;
 pub mod reload;
 pub mod reply;
