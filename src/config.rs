@@ -184,7 +184,13 @@ pub struct Config {
     #[arg(long, value_name = "PATH", help_heading = "Operations")]
     pub stats_path: Option<String>,
 
-    /// Networks allowed to read the statistics page, as CIDR (repeatable; loopback always).
+    /// Path of the Prometheus metrics (text exposition format; off unless set), e.g.
+    /// /metrics. Readable from the same networks as the statistics page.
+    #[arg(long, value_name = "PATH", help_heading = "Operations")]
+    pub metrics_path: Option<String>,
+
+    /// Networks allowed to read the statistics page and the metrics, as CIDR
+    /// (repeatable; loopback always).
     #[arg(long, value_name = "CIDR", help_heading = "Operations")]
     pub stats_allow: Vec<String>,
 

@@ -6,6 +6,7 @@ use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::http::chunked::Decoder;
 use crate::stats::{Gauge, GaugeSlot, Stats};
@@ -253,6 +254,9 @@ pub struct Conn {
     pub timer_at: Option<u64>,
     /// The stats gauge the connection is counted in (left when it is dropped).
     pub gauge: GaugeSlot,
+    /// When the head of the request being answered was complete, for the
+    /// request-duration histogram.
+    pub started: Option<Instant>,
 }
 
 impl Conn {
@@ -277,6 +281,7 @@ impl Conn {
             deadline,
             timer_at: None,
             gauge: GaugeSlot::new(stats, Gauge::Reading),
+            started: None,
         }
     }
 

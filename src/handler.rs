@@ -17,6 +17,7 @@ use crate::reply::{Frame, Plan, Reply};
 use crate::routes;
 use crate::shared::Shared;
 use crate::site::Site;
+use crate::stats::Snapshot;
 
 /// Methods served.
 const ALLOW: &[u8] = b"GET, HEAD, OPTIONS";
@@ -164,6 +165,9 @@ impl Handler {
             if s.stats_path.as_deref() == Some(path) {
                 return self.stats(site, peer, h, query, frame);
             }
+            if s.metrics_path.as_deref() == Some(path) {
+                return self.stats(site, peer, h, Some("format=prometheus"), frame);
+            }
         }
         match h.method {
             Method::Options => self.options(site, h, frame),
@@ -204,13 +208,34 @@ impl Handler {
         if h.method == Method::Other {
             return self.error(site, Status::MethodNotAllowed, f, None);
         }
-        let snap = self.shared.snapshot();
-        let json = query.is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
-        let (ctype, text) = if json {
-            ("application/json", snap.json())
-        } else {
-            ("text/plain; charset=utf-8", snap.text())
+        let format = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter_map(|kv| kv.strip_prefix("format="))
+            .next_back()
+            .unwrap_or("text");
+        let render: fn(&Snapshot) -> String = match format {
+            "text" => Snapshot::text,
+            "json" => Snapshot::json,
+            "prometheus" => Snapshot::prometheus,
+            _ => {
+                // A typo must not look like the text page.
+                let body = b"unknown format; the formats are text, json and prometheus\n";
+                return self.memory(
+                    site,
+                    Status::BadRequest,
+                    f,
+                    "text/plain; charset=utf-8",
+                    Bytes::Static(body),
+                );
+            }
         };
+        let ctype = match format {
+            "json" => "application/json",
+            "prometheus" => "text/plain; version=0.0.4; charset=utf-8",
+            _ => "text/plain; charset=utf-8",
+        };
+        let text = render(&self.shared.snapshot());
         self.memory(site, Status::Ok, f, ctype, Bytes::Owned(text.into_bytes()))
     }
 

@@ -209,8 +209,13 @@ impl Reactor {
                         Some(l) => l.reopen(),
                         None => log::info!("SIGHUP: no log files to reopen"),
                     }
-                    if let Some(r) = &control.reload {
-                        r.reload(&self.shared);
+                    match &control.reload {
+                        Some(r) => r.reload(&self.shared),
+                        // Nothing to read again; the signal was still handled.
+                        None => {
+                            let reloads = &self.shared.stats.reloads;
+                            reloads.generation.fetch_add(1, Ordering::SeqCst);
+                        }
                     }
                 }
                 _ => {

@@ -5,9 +5,14 @@
 //! keep-alive connections included; a worker planning a response keeps the sites it
 //! loaded until it is done. Process-level settings (port, binds, threads, limits)
 //! would need new sockets or threads: a change to them is logged and ignored.
+//!
+//! The outcome is visible on the statistics page: `config_generation` grows by one
+//! for each configuration that took, `config_reloads_failed` for each that did not,
+//! with `config_reload_error` saying why until a later reload succeeds.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::config_file::{self, Loaded, SITE_KEYS};
@@ -51,6 +56,9 @@ impl Reloader {
                     "reload of {} failed, keeping the running configuration: {e}",
                     self.file.display()
                 );
+                let reloads = &shared.stats.reloads;
+                *reloads.last_error.lock() = Some(e);
+                reloads.failed.fetch_add(1, Ordering::SeqCst);
                 return;
             }
         };
@@ -62,8 +70,12 @@ impl Reloader {
         }
         shared.sites.store(Arc::new(sites));
         log::set_max_level(loaded.config.log_level);
+        let reloads = &shared.stats.reloads;
+        *reloads.last_error.lock() = None;
+        // After the swap: whoever sees the new generation is answered from it.
+        let generation = reloads.generation.fetch_add(1, Ordering::SeqCst) + 1;
         log::info!(
-            "configuration reloaded from {} ({} vhosts)",
+            "configuration reloaded from {} ({} vhosts), generation {generation}",
             self.file.display(),
             loaded.vhosts.len()
         );

@@ -81,6 +81,8 @@ pub struct Settings {
     pub health_path: String,
     /// Stats path.
     pub stats_path: Option<String>,
+    /// Prometheus metrics path.
+    pub metrics_path: Option<String>,
     /// Networks allowed to read stats besides loopback.
     pub stats_allow: Vec<Cidr>,
     /// Worker threads.
@@ -191,6 +193,7 @@ impl Settings {
         for (name, p) in [
             ("--health-path", Some(&cfg.health_path)),
             ("--stats-path", cfg.stats_path.as_ref()),
+            ("--metrics-path", cfg.metrics_path.as_ref()),
         ] {
             if let Some(p) = p.filter(|p| !p.is_empty()) {
                 if !p.starts_with('/') {
@@ -215,6 +218,7 @@ impl Settings {
             header_timeout_ms: cfg.header_timeout.max(1) * 1000,
             health_path: cfg.health_path.clone(),
             stats_path: cfg.stats_path.clone().filter(|p| !p.is_empty()),
+            metrics_path: cfg.metrics_path.clone().filter(|p| !p.is_empty()),
             stats_allow,
             workers,
             reactors,

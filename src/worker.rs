@@ -6,6 +6,7 @@
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
@@ -142,6 +143,9 @@ impl Worker {
             std::mem::swap(&mut c.out.head, head);
         }
         c.out = Outgoing::default();
+        if let Some(t) = c.started.take() {
+            self.shared.stats.durations.observe(t.elapsed());
+        }
         let after = match after {
             After::KeepAlive if !self.shared.is_draining() => After::KeepAlive,
             // Unread input (bytes after a bad head) would turn close into a reset
@@ -171,6 +175,7 @@ impl Worker {
         if c.buf.is_empty() {
             return ControlFlow::Break(wait_input(c));
         }
+        let begun = Instant::now();
         let plan = match request::parse(&c.buf, &self.shared.settings.limits) {
             Ok(Parsed::Partial) => return ControlFlow::Break(wait_input(c)),
             Ok(Parsed::Complete(head)) => {
@@ -184,6 +189,7 @@ impl Worker {
                 self.handler.reject(&c.peer, status)
             }
         };
+        c.started = Some(begun);
         self.apply(c, plan);
         ControlFlow::Continue(())
     }
