@@ -798,3 +798,66 @@ fn start_options_among_the_server_flags_are_refused_clearly() {
     );
     assert!(!connects(site.addr()), "a server started anyway:\n{r}");
 }
+
+/// GET `path` with `Host: host`; the response's `X-Gen` header, if any.
+fn x_gen(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("X-Gen: "))
+        .map(str::to_string)
+}
+
+#[test]
+fn reload_reports_whether_the_configuration_took() {
+    let site = Site::new();
+    let cfg = site.dir.path().join("hearth.toml");
+    let gen = |n: u32| format!("[[headers]]\npath = \"/**\"\nset = {{ \"X-Gen\" = \"{n}\" }}\n");
+    fs::write(&cfg, gen(1)).unwrap();
+    let mut args = site.start_opts();
+    args.extend(site.server_flags(5));
+    args.extend(["--config".to_string(), cfg.display().to_string()]);
+    let r = site.run("start.sh", &args);
+    assert!(r.status.success(), "{r}");
+    let pid = site.pid();
+    assert_eq!(x_gen(site.addr(), "/a.txt").as_deref(), Some("1"));
+
+    fs::write(&cfg, gen(2)).unwrap();
+    let r = site.run("reload.sh", &site.pid_args());
+    assert_eq!(r.status.code(), Some(0), "{r}");
+    assert!(r.stdout.contains("generation 2"), "{r}");
+    // Once the script says so, the new configuration answers.
+    assert_eq!(x_gen(site.addr(), "/a.txt").as_deref(), Some("2"));
+
+    // A broken file: non-zero, with the server's reason; the old one stays.
+    fs::write(&cfg, "cache-control = [\n").unwrap();
+    let r = site.run("reload.sh", &site.pid_args());
+    assert_eq!(r.status.code(), Some(1), "{r}");
+    assert!(r.stderr.contains("hearth.toml"), "no reason given:\n{r}");
+    assert_eq!(x_gen(site.addr(), "/a.txt").as_deref(), Some("2"));
+
+    // A root that does not exist is refused the same way.
+    let missing = "[[vhost]]\nhost = \"v.example\"\nroot = \"/nonexistent/hearth\"\n";
+    fs::write(&cfg, format!("{}{missing}", gen(3))).unwrap();
+    let r = site.run("reload.sh", &site.pid_args());
+    assert_eq!(r.status.code(), Some(1), "{r}");
+    assert!(r.stderr.contains("nonexistent"), "{r}");
+
+    fs::write(&cfg, gen(4)).unwrap();
+    let r = site.run("reload.sh", &site.pid_args());
+    assert_eq!(r.status.code(), Some(0), "{r}");
+    assert!(r.stdout.contains("generation 3"), "{r}");
+    assert_eq!(x_gen(site.addr(), "/a.txt").as_deref(), Some("4"));
+    assert_eq!(site.pid(), pid);
+    site.stop();
+
+    let r = site.run("reload.sh", &site.pid_args());
+    assert_eq!(r.status.code(), Some(2), "{r}");
+}
