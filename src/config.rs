@@ -269,4 +269,45 @@ pub struct Config {
     /// file's, compared in whole seconds; `off` serves siblings whatever their age.
     #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off(), action = clap::ArgAction::Set, help_heading = "Files")]
     pub precompressed_check: bool,
+
+    /// Compress responses on the fly (br, zstd or gzip, as the client prefers) for
+    /// files of the --compress-types of at least --compress-min bytes that have no
+    /// precompressed sibling the client accepts.
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off(), action = clap::ArgAction::Set, help_heading = "Compression")]
+    pub compress: bool,
+
+    /// Media types compressed on the fly, comma-separated; `text/*` covers a
+    /// top-level type (repeatable).
+    #[arg(long, value_name = "TYPES", value_delimiter = ',', default_value = crate::files::compress::DEFAULT_TYPES, help_heading = "Compression")]
+    pub compress_types: Vec<String>,
+
+    /// Smallest file compressed on the fly, in bytes.
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_name = "BYTES",
+        help_heading = "Compression"
+    )]
+    pub compress_min: u64,
+
+    /// Memory for compressed variants, shared by all sites (K, M, G suffixes; the
+    /// least recently used are dropped past it).
+    #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = size, help_heading = "Compression")]
+    pub compress_cache: u64,
+}
+
+/// A size in bytes with an optional K, M or G suffix (powers of 1024).
+pub fn size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.as_bytes().last() {
+        Some(b'k' | b'K') => (&t[..t.len() - 1], 10),
+        Some(b'm' | b'M') => (&t[..t.len() - 1], 20),
+        Some(b'g' | b'G') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number of bytes with an optional K, M or G"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?}: too large"))
 }

@@ -37,6 +37,9 @@ pub const SITE_KEYS: &[&str] = &[
     "error-page",
     "precompressed",
     "precompressed-check",
+    "compress",
+    "compress-types",
+    "compress-min",
 ];
 
 /// Flags that make no sense inside the file.

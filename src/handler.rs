@@ -287,10 +287,21 @@ impl Handler {
     }
 
     fn entry(&mut self, site: &Site, h: &Head<'_>, e: &Arc<Entry>, frame: Frame) -> Plan {
-        // The file or a precompressed sibling; every response for a file that has
-        // siblings says it depends on Accept-Encoding.
-        let vary = e.varies();
-        let e = e.select(h.accept_encoding);
+        // The file, a precompressed sibling, or the file compressed on the fly; every
+        // response for a file that has siblings or is compressible says it depends
+        // on Accept-Encoding.
+        let compressible = site.compress.as_ref().is_some_and(|p| p.applies(e));
+        let vary = e.varies() || compressible;
+        let sibling = e.select(h.accept_encoding);
+        let fly = if compressible && sibling.coding.is_none() {
+            files::choose(h.accept_encoding, [true; 3]).and_then(|i| {
+                let root = site.files.root_id();
+                self.shared.compressor.get(root, e, files::CODINGS[i])
+            })
+        } else {
+            None
+        };
+        let e = fly.as_deref().unwrap_or(sibling);
         let v = Validators {
             etag: &e.etag,
             mtime: e.mtime,

@@ -97,6 +97,8 @@ pub struct Settings {
     pub grace_ms: u64,
     /// Wait for EPOLLOUT before the first write of every response.
     pub defer_write: bool,
+    /// Bytes of compressed variants kept (`--compress-cache`).
+    pub compress_cache: u64,
 }
 
 impl Settings {
@@ -226,6 +228,7 @@ impl Settings {
             file_fds: crate::files::descriptor_budget(nofile, max_conns, workers),
             grace_ms: cfg.grace * 1000,
             defer_write: cfg.defer_write,
+            compress_cache: cfg.compress_cache,
         })
     }
 }

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::conn::{Conn, Token};
+use crate::files::compress::Compressor;
 use crate::settings::Settings;
 use crate::site::Sites;
 use crate::slots::Slots;
@@ -129,6 +130,8 @@ pub struct Shared {
     pub sites: ArcSwap<Sites>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// Variants compressed on the fly, for every site (they outlive a reload).
+    pub compressor: Compressor,
     /// Set once a stop has begun.
     pub draining: AtomicBool,
     /// Accepting failed for lack of descriptors or memory and has not succeeded
@@ -147,6 +150,7 @@ impl Shared {
     /// Shared state over `links`.
     pub fn new(settings: Settings, sites: Sites, links: Vec<Link>) -> Shared {
         Shared {
+            compressor: Compressor::new(settings.compress_cache),
             settings,
             sites: ArcSwap::from_pointee(sites),
             stats: Arc::new(Stats::default()),
@@ -230,7 +234,10 @@ impl Shared {
                 )
             })
             .collect();
-        self.stats
-            .snapshot(self.queue_len(), self.settings.workers, per_reactor)
+        let mut snap = self
+            .stats
+            .snapshot(self.queue_len(), self.settings.workers, per_reactor);
+        snap.compress = self.compressor.snapshot();
+        snap
     }
 }

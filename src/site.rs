@@ -9,6 +9,7 @@
 use crate::config::Config;
 use crate::config_file::Loaded;
 pub use crate::config_file::PathRule;
+use crate::files::compress::Policy;
 use crate::files::Files;
 use crate::routes::{ErrorPages, TryFiles};
 use crate::settings::{header_line, ConfigError};
@@ -30,6 +31,8 @@ pub struct Site {
     pub try_files: Option<TryFiles>,
     /// `--error-page`: files served as the bodies of error responses.
     pub error_pages: ErrorPages,
+    /// What is compressed on the fly; `None` with `--compress off`.
+    pub compress: Option<Policy>,
 }
 
 impl Site {
@@ -64,6 +67,7 @@ impl Site {
         }
         let try_files = cfg.try_files.as_deref().map(TryFiles::parse).transpose()?;
         let error_pages = ErrorPages::parse(&cfg.error_pages)?;
+        let policy = Policy::new(&cfg.compress_types, cfg.compress_min).map_err(ConfigError)?;
         let files = Files::new(
             &cfg.root,
             cfg.follow_symlinks,
@@ -81,6 +85,7 @@ impl Site {
             rules,
             try_files,
             error_pages,
+            compress: cfg.compress.then_some(policy),
         })
     }
 

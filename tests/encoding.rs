@@ -299,23 +299,10 @@ fn precompressed_check_off_serves_older_siblings() {
     assert!(!server.log("server.log").contains("older than"));
 }
 
-/// Whether `tool` runs here.
-fn have(tool: &str) -> bool {
-    std::process::Command::new(tool)
-        .arg("--version")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn outputs_of_the_compression_tools_are_served() {
     let tools = [("gzip", "gzip"), ("zstd", "zstd"), ("brotli", "br")];
-    let missing: Vec<_> = tools.iter().filter(|(t, _)| !have(t)).collect();
-    if !missing.is_empty() {
-        // .ci/run installs them; a developer machine may lack one.
-        eprintln!("skipping: {missing:?} not installed");
+    if !tools.iter().all(|(t, _)| require_tool(t)) {
         return;
     }
     let text = "a line of a script that compresses well;\n".repeat(200);

@@ -2,6 +2,7 @@
 //! symlink and dotfile policies, MIME types, a cache of hot files, and listings.
 
 mod cache;
+pub mod compress;
 mod entry;
 mod listing;
 mod path;
@@ -25,8 +26,8 @@ use entry::sibling_identity;
 pub use entry::{Content, Entry};
 use listing::Listings;
 pub use path::{content_type, encode_path, html_escape, is_hidden, normalize};
-pub use variants::Coding;
-use variants::{StaleLog, Variants, CODINGS};
+pub use variants::{choose, Coding, CODINGS};
+use variants::{StaleLog, Variants};
 use watch::{Stamp, Watch};
 
 /// Files up to this size are kept in memory and written with the head in one `writev`.
@@ -92,6 +93,8 @@ fn hidden_path(p: &Path) -> bool {
 pub struct Files {
     root: PathBuf,
     root_dir: OwnedFd,
+    /// The root's device and inode.
+    root_id: (u64, u64),
     follow_symlinks: bool,
     autoindex: bool,
     /// Serve precompressed siblings.
@@ -119,7 +122,9 @@ impl Files {
     ) -> io::Result<Files> {
         let root = root.canonicalize()?;
         let root_dir = sys::open_dir_path(&root)?;
+        let st = sys::fstat(root_dir.as_fd())?;
         Ok(Files {
+            root_id: (st.dev, st.ino),
             watch: Watch::new(&root),
             root,
             root_dir,
@@ -139,6 +144,12 @@ impl Files {
     pub fn with_precompressed_check(mut self, check: bool) -> Files {
         self.precompressed_check = check;
         self
+    }
+
+    /// The root directory's device and inode: what identifies the root to caches
+    /// that outlive this value (a reload opens the same root again).
+    pub fn root_id(&self) -> (u64, u64) {
+        self.root_id
     }
 
     /// The canonical root.
