@@ -19,6 +19,9 @@ Signals:
                    responses in flight finish within --grace SECONDS
   SIGHUP           reopen the log files (after logrotate has moved them) and
                    reload --config FILE (roots, vhosts, headers, log level)
+  SIGUSR2          start a new process of the binary (its file now) with the same
+                   arguments on the same listening sockets; SIGTERM the old one
+                   once the new one answers (scripts/restart.sh does both)
 
 Exit codes:
   0  stopped cleanly (or --help, --version)

@@ -257,6 +257,8 @@ pub struct Conn {
     /// When the head of the request being answered was complete, for the
     /// request-duration histogram.
     pub started: Option<Instant>,
+    /// A response has been sent on this connection.
+    pub served: bool,
 }
 
 impl Conn {
@@ -282,6 +284,7 @@ impl Conn {
             timer_at: None,
             gauge: GaugeSlot::new(stats, Gauge::Reading),
             started: None,
+            served: false,
         }
     }
 
@@ -302,6 +305,12 @@ impl Conn {
     /// True when idle between requests: nothing buffered, nothing to write.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Head) && self.buf.is_empty()
+    }
+
+    /// True when idle after at least one response: a keep-alive connection that a
+    /// stop may close. (A new connection may have its first request on the way.)
+    pub fn is_kept_alive(&self) -> bool {
+        self.served && self.is_idle()
     }
 
     /// Writes as much of `out` as the socket takes; `sent` is increased by the bytes

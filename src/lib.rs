@@ -30,6 +30,7 @@ pub mod slots;
 pub mod stats;
 pub mod sys;
 pub mod timer;
+pub mod upgrade;
 pub mod worker;
 
 pub use config::Config;

@@ -108,7 +108,16 @@ impl Server {
         } else {
             Spread::Exclusive
         };
-        let listeners = bind_all(&addrs, settings.reactors, spread, cfg)?;
+        // Sockets handed over by a process restarting on SIGUSR2; those not used are
+        // closed at the end of this function.
+        let mut inherited = crate::upgrade::inherited();
+        let listeners = bind_all(&addrs, settings.reactors, spread, cfg, &mut inherited)?;
+        if !inherited.is_empty() {
+            log::warn!(
+                "{} inherited listening sockets are not configured here; closed",
+                inherited.len()
+            );
+        }
         let local = listeners[0]
             .sockets
             .iter()
@@ -197,7 +206,12 @@ impl Server {
             let _ = w.join();
         }
         if let Some(p) = &self.pid_file {
-            let _ = std::fs::remove_file(p);
+            // After a SIGUSR2 restart the file names the new process: leave it.
+            let ours = std::fs::read_to_string(p)
+                .is_ok_and(|s| s.trim() == std::process::id().to_string());
+            if ours {
+                let _ = std::fs::remove_file(p);
+            }
         }
         log::info!("stopped");
         if let Some(l) = &logs {
@@ -283,6 +297,7 @@ fn bind_all(
     reactors: usize,
     spread: Spread,
     cfg: &Config,
+    inherited: &mut Vec<TcpListener>,
 ) -> Result<Vec<Listeners>, StartError> {
     let per_reactor = spread == Spread::ReusePort && reactors > 1;
     let opts = sys::ListenOptions {
@@ -304,6 +319,10 @@ fn bind_all(
                     .map_err(io_error("local address"))?
                     .port(),
             );
+        }
+        if let Some(l) = crate::upgrade::take(inherited, addr) {
+            bound.push(l);
+            continue;
         }
         let opts = sys::ListenOptions {
             v6only: v6only(&addr, any_v4),

@@ -231,6 +231,41 @@ pub fn listen(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> 
     Ok(listener)
 }
 
+/// A duplicate of `fd` numbered 3 or above without close-on-exec, so a process this
+/// one starts inherits it (the original stays close-on-exec).
+pub fn dup_inheritable(fd: RawFd) -> io::Result<OwnedFd> {
+    let n = syscall!(fcntl(fd, libc::F_DUPFD, 3))?;
+    // SAFETY: `n` was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the process that started
+/// this one, as a listening socket: refused unless it is a socket in the listening
+/// state; made close-on-exec and non-blocking.
+pub fn adopt_listener(fd: RawFd) -> io::Result<TcpListener> {
+    let mut accepting: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    syscall!(getsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_ACCEPTCONN,
+        &mut accepting as *mut libc::c_int as *mut libc::c_void,
+        &mut len
+    ))?;
+    if accepting != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is not a listening socket"),
+        ));
+    }
+    syscall!(fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+    // SAFETY: the descriptor is a listening socket the parent handed to this process
+    // (see `upgrade::inherited`, which adopts each number once), owned by nothing else.
+    Ok(unsafe { TcpListener::from_raw_fd(fd) })
+}
+
 /// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new connection and its peer address.
 pub fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
     // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
@@ -373,7 +408,8 @@ impl EventFd {
     }
 }
 
-/// The signals the server handles: SIGTERM, SIGINT (stop), SIGHUP (reopen logs).
+/// The signals the server handles: SIGTERM, SIGINT (stop), SIGHUP (reopen logs,
+/// reload), SIGUSR2 (start a new process on the same sockets).
 #[derive(Debug)]
 pub struct SignalFd {
     fd: OwnedFd,
@@ -388,6 +424,7 @@ fn handled_set() -> libc::sigset_t {
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::sigaddset(&mut set, libc::SIGUSR2);
     }
     set
 }

@@ -143,6 +143,7 @@ impl Worker {
             std::mem::swap(&mut c.out.head, head);
         }
         c.out = Outgoing::default();
+        c.served = true;
         if let Some(t) = c.started.take() {
             self.shared.stats.durations.observe(t.elapsed());
         }
@@ -280,7 +281,7 @@ impl Worker {
             }
             Next::Read => {
                 if c.is_idle() {
-                    if self.shared.is_draining() {
+                    if self.shared.is_draining() && c.served {
                         return self.close(c);
                     }
                     self.shared.release_buffer(std::mem::take(&mut c.buf));
