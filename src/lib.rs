@@ -8,30 +8,17 @@
 //!               +------------------------- slot table <------------------------------+
 //! ```
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod clock;
 pub mod config;
-pub mod config_file;
-pub mod conn;
+pub mod driver;
 pub mod files;
 pub mod format;
-pub mod handler;
 pub mod http;
-pub mod logging;
-pub mod multipart;
-pub mod reactor;
-pub mod reload;
-pub mod reply;
-pub mod routes;
-pub mod server;
-pub mod settings;
-pub mod shared;
-pub mod site;
-pub mod slots;
-pub mod stats;
+pub mod obs;
+pub mod serve;
 pub mod sys;
-pub mod timer;
-pub mod upgrade;
-pub mod worker;
 
 pub use config::Config;
-pub use server::{Server, StartError, Stopper};
+pub use driver::server::{Server, StartError, Stopper};

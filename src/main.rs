@@ -6,11 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
 
-use hearth::config_file::{self, LoadError, Loaded};
-use hearth::logging::Logs;
-use hearth::reload::Reloader;
-use hearth::settings::Settings;
-use hearth::site::Sites;
+use hearth::config::file::{self as config_file, LoadError, Loaded};
+use hearth::config::reload::Reloader;
+use hearth::config::settings::Settings;
+use hearth::config::site::Sites;
+use hearth::obs::logging::Logs;
 use hearth::sys::SignalFd;
 use hearth::{Server, StartError};
 

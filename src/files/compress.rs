@@ -22,7 +22,6 @@ use parking_lot::{Mutex, RwLock};
 use super::entry::{Entry, Identity};
 use super::variants::Coding;
 use super::Content;
-use crate::stats::CompressSnapshot;
 
 /// The largest file compressed on the fly; bigger ones are sent as they are.
 pub const MAX_SOURCE: u64 = 32 * 1024 * 1024;
@@ -128,6 +127,23 @@ pub fn encode(coding: Coding, data: &[u8]) -> io::Result<Vec<u8>> {
         }
         Coding::Zstd => zstd::bulk::compress(data, ZSTD_LEVEL),
     }
+}
+
+/// The cache's counters, read once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counts {
+    /// Responses served from the cache.
+    pub hits: u64,
+    /// Requests that found no cached variant.
+    pub misses: u64,
+    /// Variants compressed.
+    pub compressions: u64,
+    /// Bytes of variants held.
+    pub bytes: u64,
+    /// Variants held.
+    pub entries: u64,
+    /// Variants dropped to stay within the size, or because their file changed.
+    pub evictions: u64,
 }
 
 /// Where a variant is kept: the root (device, inode), a hash of the path under it,
@@ -287,12 +303,12 @@ impl Compressor {
     }
 
     /// The counters and what the cache holds.
-    pub fn snapshot(&self) -> CompressSnapshot {
+    pub fn counts(&self) -> Counts {
         let (bytes, entries) = {
             let map = self.map.read();
             (map.bytes, map.slots.len() as u64)
         };
-        CompressSnapshot {
+        Counts {
             hits: self.hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
             compressions: self.compressions.load(Relaxed),

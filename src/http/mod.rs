@@ -1,7 +1,9 @@
 //! HTTP/1.1: request heads, chunked bodies, response heads, conditional requests and
 //! ranges.
 
+pub mod body;
 pub mod chunked;
+pub mod error;
 pub mod grammar;
 pub mod precondition;
 pub mod request;

@@ -6,20 +6,21 @@
 
 use std::io;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock;
-use crate::conn::{Conn, State, Token};
+use crate::config::reload::Reloader;
+use crate::driver::conn::{Conn, Phase, Token};
+use crate::driver::shared::{Batch, Link, Notice, Shared};
+use crate::driver::timer::Timers;
 use crate::http::response;
-use crate::logging::{Logs, Throttle};
-use crate::reload::Reloader;
-use crate::shared::{Batch, Link, Notice, Shared};
+use crate::obs::logging::Logs;
 use crate::sys::{self, Event, SignalFd, EV_ERR, EV_HUP, EV_IN, EV_OUT, EV_RDHUP};
-use crate::timer::Timers;
+
+mod accept;
 
 const SIGNALS: u64 = u64::MAX - 1;
 const WAKER: u64 = u64::MAX - 2;
@@ -28,16 +29,8 @@ const LISTENERS: u64 = u64::MAX - 16;
 /// Most listening sockets one reactor watches.
 pub const MAX_LISTENERS: usize = 64;
 
-/// One line a second about refusing connections at `--max-conns`, whichever
-/// reactor refuses them.
-static OVERLOADS: Throttle = Throttle::new(1);
-
 /// Events fetched per `epoll_wait`.
 const EVENTS: usize = 1024;
-/// Connections accepted per wake-up before other events get a turn.
-const ACCEPT_BATCH: usize = 256;
-/// Pause after EMFILE/ENFILE before accepting again.
-const ACCEPT_BACKOFF_MS: u64 = 100;
 /// Fewest connections worth waking another worker for.
 const MIN_BATCH: usize = 4;
 /// Longest `epoll_wait`.
@@ -209,14 +202,13 @@ impl Reactor {
                         Some(l) => l.reopen(),
                         None => log::info!("SIGHUP: no log files to reopen"),
                     }
-                    match &control.reload {
-                        Some(r) => r.reload(&self.shared),
-                        // Nothing to read again; the signal was still handled.
-                        None => {
-                            let reloads = &self.shared.stats.reloads;
-                            reloads.generation.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
+                    // Without a file there is nothing to read again; the signal was
+                    // still handled, which is what the generation tells a script.
+                    let outcome = match &control.reload {
+                        Some(r) => r.reload(&self.shared.sites, self.shared.settings.file_fds),
+                        None => Ok(()),
+                    };
+                    self.shared.stats.reloads.count(outcome);
                 }
                 libc::SIGUSR2 => self.upgrade(),
                 _ => {
@@ -235,7 +227,7 @@ impl Reactor {
             return;
         }
         let Some(l) = &self.listeners else { return };
-        match crate::upgrade::start(&l.sockets) {
+        match crate::driver::upgrade::start(&l.sockets) {
             Ok(pid) => log::info!(
                 "SIGUSR2: started pid {pid} on the same sockets; SIGTERM this one (pid {}) once it answers",
                 std::process::id()
@@ -301,130 +293,9 @@ impl Reactor {
 
     /// Closes a connection the reactor holds.
     fn close(&mut self, c: Box<Conn>) {
-        let token = c.token;
+        let token = c.token();
         drop(c);
         self.release(token);
-    }
-
-    fn register_listeners(&mut self) -> io::Result<()> {
-        if let Some(l) = &self.listeners {
-            for (i, s) in l.sockets.iter().enumerate() {
-                let token = LISTENERS - i as u64;
-                self.link()
-                    .epoll
-                    .add(s.as_raw_fd(), EV_IN | l.flags, token)?;
-            }
-        }
-        self.listeners_registered = true;
-        Ok(())
-    }
-
-    fn deregister_listeners(&mut self) {
-        if let (Some(l), true) = (&self.listeners, self.listeners_registered) {
-            for s in l.sockets.iter() {
-                let _ = self.link().epoll.delete(s.as_raw_fd());
-            }
-        }
-        self.listeners_registered = false;
-    }
-
-    fn pause_accept(&mut self, e: &io::Error) {
-        // Descriptors are the process's: every reactor runs out together. One line
-        // per episode, whichever reactor sees it first, not one per back-off.
-        if !self.shared.accept_starved.swap(true, Ordering::AcqRel) {
-            log::error!(
-                "accept: {e}; pausing accepts ({} connections open)",
-                self.shared.open()
-            );
-        }
-        self.deregister_listeners();
-        self.accept_paused_until = Some(clock::now_ms() + ACCEPT_BACKOFF_MS);
-    }
-
-    fn resume_accept(&mut self) {
-        self.accept_paused_until = None;
-        if !self.listeners_registered {
-            if let Err(e) = self.register_listeners() {
-                log::error!("re-registering the listener: {e}");
-            }
-        }
-    }
-
-    fn accept_batch(&mut self, which: usize) {
-        let Some(l) = self.listeners.clone() else {
-            return;
-        };
-        let Some(listener) = l.sockets.get(which) else {
-            return;
-        };
-        for _ in 0..ACCEPT_BATCH {
-            if !self.listeners_registered {
-                return;
-            }
-            match sys::accept(listener) {
-                Ok((stream, peer)) => self.accepted(stream, peer),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => {}
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                        return self.pause_accept(&e);
-                    }
-                    _ => {
-                        log::error!("accept: {e}");
-                        return;
-                    }
-                },
-            }
-        }
-    }
-
-    fn accepted(&mut self, stream: std::net::TcpStream, peer: std::net::SocketAddr) {
-        let stats = &self.shared.stats;
-        stats.accepted.fetch_add(1, Ordering::Relaxed);
-        if self.shared.accept_starved.load(Ordering::Relaxed)
-            && self.shared.accept_starved.swap(false, Ordering::AcqRel)
-        {
-            log::info!("accepting connections again ({} open)", self.shared.open());
-        }
-        if !self.shared.admit() {
-            // Closed connections may not have been counted yet.
-            self.drain_notices();
-            if !self.shared.admit() {
-                return self.refuse(stream);
-            }
-        }
-        self.shared.stats.handled.fetch_add(1, Ordering::Relaxed);
-        let index = self.free.pop().unwrap_or_else(|| {
-            self.next_index += 1;
-            self.next_index - 1
-        });
-        let token = self.link().slots.token(index);
-        let s = &self.shared.settings;
-        let deadline = clock::now_ms() + s.header_timeout_ms.min(s.timeout_ms);
-        let stats = self.shared.stats.clone();
-        let conn = Box::new(Conn::new(stream, peer, token, self.id, deadline, stats));
-        self.active += 1;
-        self.link().active.store(self.active, Ordering::Relaxed);
-        // Clients usually send the request with the handshake: try a read before the
-        // first epoll registration.
-        self.on_readable(conn, 0);
-    }
-
-    /// Answers a connection over `--max-conns` with 503 and closes it.
-    fn refuse(&mut self, stream: std::net::TcpStream) {
-        let fd = stream.as_raw_fd();
-        // Read what already arrived, so closing does not reset the connection.
-        let _ = sys::read(fd, &mut self.scratch);
-        let _ = sys::send(fd, &self.overload, false);
-        let _ = sys::shutdown_write(fd);
-        self.shared.stats.response(503);
-        if OVERLOADS.allow().is_some() {
-            log::warn!(
-                "--max-conns {} reached: answering new connections with 503",
-                self.shared.settings.max_conns
-            );
-        }
     }
 
     fn on_event(&mut self, token: Token, flags: u32) {
@@ -432,12 +303,12 @@ impl Reactor {
             return;
         };
         if flags & EV_ERR != 0 || (flags & EV_HUP != 0 && flags & EV_IN == 0) {
-            log::debug!("{}: connection error or hang-up", conn.peer);
+            log::debug!("{}: connection error or hang-up", conn.peer());
             return self.close(conn);
         }
-        if let State::Write { writable, .. } = &mut conn.state {
+        if conn.phase() == Phase::Write {
             if flags & EV_OUT != 0 {
-                *writable = true;
+                conn.mark_writable();
                 return self.dispatch(conn);
             }
             return self.rearm(conn, EV_OUT);
@@ -445,88 +316,43 @@ impl Reactor {
         self.on_readable(conn, flags);
     }
 
-    /// Reads what the socket has into the connection's buffer; false if the
-    /// connection failed and was closed.
-    fn fill(&mut self, conn: &mut Conn) -> io::Result<usize> {
-        let s = &self.shared.settings;
-        let limit = match conn.state {
-            // One byte past the limits, so the parser sees the overflow.
-            State::Head => s.limits.max_header.max(s.limits.max_uri) + 1,
-            _ => BODY_READ,
-        };
-        let mut got = 0;
-        loop {
-            if conn.buf.capacity() == 0 {
-                conn.buf = self.shared.take_buffer();
-            }
-            if conn.buf.len() >= limit {
-                return Ok(got);
-            }
-            if conn.buf.len() == conn.buf.capacity() {
-                let grow = conn.buf.capacity().min(limit - conn.buf.len());
-                conn.buf.reserve(grow);
-            }
-            let room = (conn.buf.capacity() - conn.buf.len()).min(limit - conn.buf.len());
-            match sys::read_into(conn.fd(), &mut conn.buf, room) {
-                Ok(0) => {
-                    conn.eof = true;
-                    return Ok(got);
-                }
-                Ok(n) => {
-                    got += n;
-                    // A short read drained the socket; with level-triggered ONESHOT
-                    // the re-arm reports anything that arrives later.
-                    if n < room {
-                        return Ok(got);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(got),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
     /// Reads what the socket has; hands the connection to a worker if there is
     /// something to do, else re-arms it.
     fn on_readable(&mut self, mut conn: Box<Conn>, flags: u32) {
-        let was_empty = conn.buf.is_empty();
-        let got = match self.fill(&mut conn) {
+        let s = &self.shared.settings;
+        let limit = match conn.phase() {
+            // One byte past the limits, so the parser sees the overflow.
+            Phase::Head => s.limits.max_header.max(s.limits.max_uri) + 1,
+            _ => BODY_READ,
+        };
+        let shared = &self.shared;
+        let got = match conn.receive(limit, clock::now_ms(), || shared.take_buffer()) {
             Ok(n) => n,
             Err(e) => {
-                log::debug!("{}: read: {e}", conn.peer);
+                log::debug!("{}: read: {e}", conn.peer());
                 return self.close(conn);
             }
         };
         if flags & EV_RDHUP != 0 && got == 0 {
-            conn.eof = true;
+            conn.hung_up();
         }
-        if matches!(conn.state, State::Linger) {
-            conn.buf.clear();
-            return if conn.eof {
+        if conn.phase() == Phase::Linger {
+            return if conn.eof() {
                 self.close(conn)
             } else {
                 self.rearm(conn, EV_IN | EV_RDHUP)
             };
         }
         if got > 0 {
-            // The first bytes of a new request start its header clock. A body must
-            // arrive whole within --timeout of its head (set when the body phase
-            // begins), however it trickles in; lingering has its own limit.
-            if matches!(conn.state, State::Head) && was_empty {
-                let s = &self.shared.settings;
-                conn.deadline = clock::now_ms() + s.header_timeout_ms.min(s.timeout_ms);
-            }
             return self.dispatch(conn);
         }
-        if conn.eof {
+        if conn.eof() {
             if conn.is_idle() {
                 return self.close(conn);
             }
             return self.dispatch(conn);
         }
-        if conn.buf.is_empty() {
-            let buf = std::mem::take(&mut conn.buf);
+        if let Some(buf) = conn.spare_buffer() {
             self.shared.release_buffer(buf);
         }
         self.rearm(conn, EV_IN | EV_RDHUP);
@@ -569,9 +395,8 @@ impl Reactor {
 
     /// Puts a connection the reactor holds back in its slot and re-arms it.
     fn rearm(&mut self, mut conn: Box<Conn>, events: u32) {
-        if conn.needs_timer(clock::now_ms()) {
-            conn.timer_at = Some(conn.deadline);
-            self.timers.push(conn.deadline, conn.token);
+        if let Some(deadline) = conn.timer_due(clock::now_ms()) {
+            self.timers.push(deadline, conn.token());
         }
         if let Err((token, e)) = self.link().park(conn, events) {
             log::error!("epoll registration failed: {e}");
@@ -589,12 +414,11 @@ impl Reactor {
             // Disjoint fields: the slots are read while the timer heap takes a push.
             let timers = &mut self.timers;
             let expired = self.shared.links[self.id].slots.with_mut(token, |c| {
-                if c.deadline <= now {
+                if c.expired(now) {
                     return true;
                 }
-                if c.needs_timer(now) {
-                    c.timer_at = Some(c.deadline);
-                    timers.push(c.deadline, token);
+                if let Some(deadline) = c.timer_due(now) {
+                    timers.push(deadline, token);
                 }
                 false
             });
@@ -602,7 +426,7 @@ impl Reactor {
             // asks for a timer when it hands the connection back.
             if expired == Some(true) {
                 if let Some(c) = self.link().slots.take(token) {
-                    log::debug!("{}: timed out", c.peer);
+                    log::debug!("{}: timed out", c.peer());
                     self.close(c);
                 }
             }

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
-use crate::conn::{Conn, Token};
+use crate::driver::conn::{Conn, Token};
 
 const SEGMENT: usize = 1024;
 
@@ -57,7 +57,7 @@ impl Slots {
     /// Stores `conn` in its slot and runs `then` before anyone else may take it out:
     /// the slot's lock is held across both.
     pub fn put_then<R>(&self, conn: Box<Conn>, then: impl FnOnce() -> R) -> R {
-        let token = conn.token;
+        let token = conn.token();
         let mut slot = self.slot(token.index()).lock();
         debug_assert_eq!(slot.generation, token.generation());
         slot.conn = Some(conn);
@@ -113,9 +113,14 @@ mod tests {
     fn conn(token: Token) -> Box<Conn> {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        let stats = Arc::new(crate::stats::Stats::default());
+        let stats = Arc::new(crate::obs::stats::Stats::default());
         let peer = s.local_addr().unwrap();
-        Box::new(Conn::new(s, peer, token, 0, 0, stats))
+        let timeouts = crate::driver::conn::Timeouts {
+            head_ms: 1000,
+            idle_ms: 1000,
+        };
+        let t = crate::driver::transport::Transport::Plain(s);
+        Box::new(Conn::new(t, peer, token, 0, timeouts, 0, stats))
     }
 
     /// The re-arm after a put runs under the slot's lock: whoever takes the

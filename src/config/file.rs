@@ -21,8 +21,8 @@ use globset::GlobMatcher;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+use crate::config::settings::{header_line, ConfigError};
 use crate::config::Config;
-use crate::settings::{header_line, ConfigError};
 
 /// Keys a `[[vhost]]` table may set: what a site answers requests with. Every other
 /// flag applies to the whole process (and needs a restart to change).

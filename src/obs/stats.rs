@@ -1,7 +1,7 @@
 //! Live counters: plain atomics, updated without locks on the hot path.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,25 @@ pub struct Reloads {
     pub failed: AtomicU64,
     /// Why the last failed reload failed, until one succeeds.
     pub last_error: Mutex<Option<String>>,
+}
+
+impl Reloads {
+    /// Counts one reload: a configuration that took (after it was swapped in, so
+    /// whoever sees the new generation is answered from it), or the reason it did
+    /// not.
+    pub fn count(&self, outcome: Result<(), String>) {
+        match outcome {
+            Ok(()) => {
+                *self.last_error.lock() = None;
+                let generation = self.generation.fetch_add(1, SeqCst) + 1;
+                log::info!("configuration generation {generation}");
+            }
+            Err(e) => {
+                *self.last_error.lock() = Some(e);
+                self.failed.fetch_add(1, SeqCst);
+            }
+        }
+    }
 }
 
 impl Default for Reloads {

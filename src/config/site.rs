@@ -6,13 +6,13 @@
 //! reload builds a new one and swaps it in (see `Shared::sites`), so a request sees
 //! one consistent configuration from start to end.
 
+use crate::config::file::Loaded;
+pub use crate::config::file::PathRule;
+use crate::config::routes::{ErrorPages, TryFiles};
+use crate::config::settings::{header_line, ConfigError};
 use crate::config::Config;
-use crate::config_file::Loaded;
-pub use crate::config_file::PathRule;
 use crate::files::compress::Policy;
 use crate::files::Files;
-use crate::routes::{ErrorPages, TryFiles};
-use crate::settings::{header_line, ConfigError};
 
 /// One site: where files come from and the headers its responses carry.
 #[derive(Debug)]

@@ -6,18 +6,18 @@
 //! loaded until it is done. Process-level settings (port, binds, threads, limits)
 //! would need new sockets or threads: a change to them is logged and ignored.
 //!
-//! The outcome is visible on the statistics page: `config_generation` grows by one
-//! for each configuration that took, `config_reloads_failed` for each that did not,
-//! with `config_reload_error` saying why until a later reload succeeds.
+//! The caller counts the outcome for the statistics page: `config_generation` grows
+//! by one for each configuration that took, `config_reloads_failed` for each that
+//! did not, with `config_reload_error` saying why until a later reload succeeds.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::config_file::{self, Loaded, SITE_KEYS};
-use crate::shared::Shared;
-use crate::site::Sites;
+use arc_swap::ArcSwap;
+
+use crate::config::file::{self as config_file, Loaded, SITE_KEYS};
+use crate::config::site::Sites;
 
 /// Keys a reload applies although they are not per-site.
 const RELOADED: &[&str] = &["log-level", "config", "check"];
@@ -40,15 +40,13 @@ impl Reloader {
         })
     }
 
-    /// Loads the file again; on success swaps in the new sites and log level, on
-    /// failure logs why and leaves everything as it was.
-    pub fn reload(&self, shared: &Shared) {
+    /// Loads the file again; on success swaps the new sites into `running` (their
+    /// file caches sharing `file_fds` descriptors) and sets the log level, on failure
+    /// logs why, leaves everything as it was and returns the reason.
+    pub fn reload(&self, running: &ArcSwap<Sites>, file_fds: usize) -> Result<(), String> {
         let loaded = config_file::load(&self.argv).map_err(|e| e.to_string());
-        let built = loaded.and_then(|l| {
-            Sites::build(&l, shared.settings.file_fds)
-                .map(|s| (l, s))
-                .map_err(|e| e.0)
-        });
+        let built =
+            loaded.and_then(|l| Sites::build(&l, file_fds).map(|s| (l, s)).map_err(|e| e.0));
         let (loaded, sites) = match built {
             Ok(b) => b,
             Err(e) => {
@@ -56,10 +54,7 @@ impl Reloader {
                     "reload of {} failed, keeping the running configuration: {e}",
                     self.file.display()
                 );
-                let reloads = &shared.stats.reloads;
-                *reloads.last_error.lock() = Some(e);
-                reloads.failed.fetch_add(1, Ordering::SeqCst);
-                return;
+                return Err(e);
             }
         };
         for (key, value) in &loaded.values {
@@ -68,16 +63,13 @@ impl Reloader {
                 log::warn!("reload: {key} changed; it needs a restart, ignored");
             }
         }
-        shared.sites.store(Arc::new(sites));
+        running.store(Arc::new(sites));
         log::set_max_level(loaded.config.log_level);
-        let reloads = &shared.stats.reloads;
-        *reloads.last_error.lock() = None;
-        // After the swap: whoever sees the new generation is answered from it.
-        let generation = reloads.generation.fetch_add(1, Ordering::SeqCst) + 1;
         log::info!(
-            "configuration reloaded from {} ({} vhosts), generation {generation}",
+            "configuration reloaded from {} ({} vhosts)",
             self.file.display(),
             loaded.vhosts.len()
         );
+        Ok(())
     }
 }

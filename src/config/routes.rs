@@ -1,16 +1,10 @@
-//! nginx-style routing a site may add on top of plain file lookup: `--try-files`
-//! (candidate paths tried in order, then a fallback) and `--error-page` (a file from
-//! the root as the body of error responses).
-//!
-//! Every candidate goes through [`files::normalize`] and [`Files::lookup`], so the
-//! traversal, dotfile and symlink rules hold for each one as for a plain request.
+//! A site's nginx-style routes, as configured: `--try-files` (candidate paths tried
+//! in order, then a fallback) and `--error-page` (a file from the root as the body of
+//! error responses), parsed and checked at load. Serving them is `serve::routes`.
 
-use std::sync::Arc;
-
-use crate::conn::{Body, Bytes};
-use crate::files::{self, Content, Entry, Files, Lookup};
+use crate::config::settings::ConfigError;
+use crate::files;
 use crate::http::Status;
-use crate::settings::ConfigError;
 
 /// Statuses a `=CODE` item may answer with.
 const TERMINAL: &[Status] = &[
@@ -23,7 +17,7 @@ const TERMINAL: &[Status] = &[
 
 /// One `--try-files` item.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Item {
+pub(crate) enum Item {
     /// `$uri` and a suffix (`""`, `".html"`, `"/"`): the request path with it appended.
     Uri(String),
     /// A fixed path under the root, already normalised (`/index.html` -> `index.html`).
@@ -36,8 +30,8 @@ enum Item {
 /// which is served whatever it yields (a fallback URI) or is a status (`=404`).
 #[derive(Debug, Clone)]
 pub struct TryFiles {
-    candidates: Vec<Item>,
-    last: Item,
+    pub(crate) candidates: Vec<Item>,
+    pub(crate) last: Item,
 }
 
 impl TryFiles {
@@ -60,62 +54,6 @@ impl TryFiles {
         }
         Ok(TryFiles { candidates, last })
     }
-
-    /// Resolves the raw request `path` (before decoding). A candidate matches when
-    /// it names a file, or a directory with an index (or a listing); the last item
-    /// is looked up whatever it yields. `Err` is a request path that does not
-    /// normalise (400, as for a plain lookup). On `Ok`, `out` holds the normalised
-    /// path of what was looked up; `scratch` and `raw` are reused buffers.
-    pub fn resolve(
-        &self,
-        files: &Files,
-        path: &str,
-        scratch: &mut Vec<u8>,
-        raw: &mut String,
-        out: &mut String,
-    ) -> Result<Lookup, Status> {
-        // A path that is refused on its own (traversal, bad escapes) must not reach
-        // the fallback either.
-        files::normalize(path, scratch, out)?;
-        for item in &self.candidates {
-            match candidate(item, files, path, scratch, raw, out) {
-                Some(l @ (Lookup::File(_) | Lookup::Listing(_))) => return Ok(l),
-                // Server trouble is reported, not hidden behind the next candidate.
-                Some(Lookup::Error(s @ (Status::InternalError | Status::ServiceUnavailable))) => {
-                    return Ok(Lookup::Error(s))
-                }
-                _ => {}
-            }
-        }
-        let last = candidate(&self.last, files, path, scratch, raw, out);
-        Ok(last.unwrap_or(Lookup::Error(Status::NotFound)))
-    }
-}
-
-/// Looks up one item; `None` when `$uri` with its suffix does not normalise.
-fn candidate(
-    item: &Item,
-    files: &Files,
-    path: &str,
-    scratch: &mut Vec<u8>,
-    raw: &mut String,
-    out: &mut String,
-) -> Option<Lookup> {
-    match item {
-        Item::Uri(suffix) if suffix.is_empty() => files::normalize(path, scratch, out).ok()?,
-        Item::Uri(suffix) => {
-            raw.clear();
-            raw.push_str(path);
-            raw.push_str(suffix);
-            files::normalize(raw, scratch, out).ok()?;
-        }
-        Item::Fixed(p) => {
-            out.clear();
-            out.push_str(p);
-        }
-        Item::Code(s) => return Some(Lookup::Error(*s)),
-    }
-    Some(files.lookup(out))
 }
 
 /// Parses one `--try-files` item; the error says what is wrong with it.
@@ -217,35 +155,6 @@ impl ErrorPages {
                     .find(|(c, _)| *c == Code::Class(code / 100))
             })
             .map(|(_, p)| p.as_str())
-    }
-
-    /// The file to send as the body of a `status` response, if one is configured and
-    /// is a regular file the policies let through; otherwise the built-in page.
-    pub fn page(&self, files: &Files, status: Status) -> Option<Arc<Entry>> {
-        let rel = self.path(status.code())?;
-        match files.lookup(rel) {
-            Lookup::File(e) => Some(e),
-            other => {
-                log::debug!("error page {rel:?} for {}: {other:?}", status.code());
-                None
-            }
-        }
-    }
-}
-
-/// The whole of a file, as a response body (an error page is never a range).
-pub fn whole_body(e: &Entry) -> Body {
-    match &e.content {
-        Content::Memory(m) => Body::Memory {
-            bytes: Bytes::Shared(m.clone()),
-            pos: 0,
-            end: m.len(),
-        },
-        Content::Disk(f) => Body::File {
-            file: f.clone(),
-            offset: 0,
-            end: e.len,
-        },
     }
 }
 

@@ -9,16 +9,16 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::config::file::Loaded;
+use crate::config::reload::Reloader;
+use crate::config::settings::{ConfigError, Settings};
+use crate::config::site::Sites;
 use crate::config::Config;
-use crate::config_file::Loaded;
-use crate::logging::Logs;
-use crate::reactor::{Control, Listeners, Reactor};
-use crate::reload::Reloader;
-use crate::settings::{ConfigError, Settings};
-use crate::shared::{Batch, Link, Notice, Shared};
-use crate::site::Sites;
+use crate::driver::reactor::{Control, Listeners, Reactor};
+use crate::driver::shared::{Batch, Link, Notice, Shared};
+use crate::driver::worker::Worker;
+use crate::obs::logging::Logs;
 use crate::sys::{self, SignalFd};
-use crate::worker::Worker;
 
 /// How several reactors in one process share the incoming connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,7 @@ impl Server {
         };
         // Sockets handed over by a process restarting on SIGUSR2; those not used are
         // closed at the end of this function.
-        let mut inherited = crate::upgrade::inherited();
+        let mut inherited = crate::driver::upgrade::inherited();
         let listeners = bind_all(&addrs, settings.reactors, spread, cfg, &mut inherited)?;
         if !inherited.is_empty() {
             log::warn!(
@@ -320,7 +320,7 @@ fn bind_all(
                     .port(),
             );
         }
-        if let Some(l) = crate::upgrade::take(inherited, addr) {
+        if let Some(l) = crate::driver::upgrade::take(inherited, addr) {
             bound.push(l);
             continue;
         }

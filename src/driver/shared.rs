@@ -9,12 +9,13 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::conn::{Conn, Token};
+use crate::config::settings::Settings;
+use crate::config::site::Sites;
+use crate::driver::conn::{Conn, Token};
+use crate::driver::slots::Slots;
 use crate::files::compress::Compressor;
-use crate::settings::Settings;
-use crate::site::Sites;
-use crate::slots::Slots;
-use crate::stats::Stats;
+use crate::obs::stats::{CompressSnapshot, Snapshot, Stats};
+use crate::serve::handler::Context;
 use crate::sys::{self, Epoll, EventFd};
 
 /// Read buffers kept for reuse.
@@ -95,7 +96,7 @@ impl Link {
     /// failure the connection stays in its slot and its token is returned.
     pub fn park(&self, conn: Box<Conn>, events: u32) -> Result<(), (Token, io::Error)> {
         let fd = conn.fd();
-        let token = conn.token;
+        let token = conn.token();
         // Level-triggered + EPOLLONESHOT: at most one thread owns a connection, and
         // re-arming reports data that is already waiting, so a read shorter than the
         // buffer can stop without the extra read that edge-triggered mode needs to
@@ -221,9 +222,31 @@ impl Shared {
             let _ = self.buffers.0.try_send(buf);
         }
     }
+}
+
+impl Context for Shared {
+    fn sites(&self) -> &ArcSwap<Sites> {
+        &self.sites
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn is_draining(&self) -> bool {
+        Shared::is_draining(self)
+    }
+
+    fn compressor(&self) -> &Compressor {
+        &self.compressor
+    }
 
     /// A snapshot of the counters, with each reactor's open connections.
-    pub fn snapshot(&self) -> crate::stats::Snapshot {
+    fn snapshot(&self) -> Snapshot {
         let per_reactor = self
             .links
             .iter()
@@ -237,7 +260,15 @@ impl Shared {
         let mut snap = self
             .stats
             .snapshot(self.queue_len(), self.settings.workers, per_reactor);
-        snap.compress = self.compressor.snapshot();
+        let c = self.compressor.counts();
+        snap.compress = CompressSnapshot {
+            hits: c.hits,
+            misses: c.misses,
+            compressions: c.compressions,
+            bytes: c.bytes,
+            entries: c.entries,
+            evictions: c.evictions,
+        };
         snap
     }
 }

@@ -7,7 +7,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::conn::Token;
+use crate::driver::conn::Token;
 
 /// The smallest heap worth compacting.
 const MIN_COMPACT: usize = 1024;

@@ -11,19 +11,17 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::clock;
-use crate::conn::{After, Conn, Next, Outgoing, State, WriteStatus};
-use crate::handler::Handler;
-use crate::http::chunked::{ChunkError, Decoder};
-use crate::http::request::{self, BodyKind, Parsed, Reject};
-use crate::http::Status;
-use crate::logging::{AccessLog, Throttle};
-use crate::reply::Plan;
-use crate::shared::{Batch, Notice, Shared};
-use crate::stats::Gauge;
+use crate::driver::conn::{After, BodyRead, Conn, Next, Phase};
+use crate::driver::shared::{Batch, Notice, Shared};
+use crate::driver::transport::WriteStatus;
+use crate::http::chunked::Decoder;
+use crate::http::error::Refusal;
+use crate::http::request::{self, BodyKind, Parsed};
+use crate::obs::logging::{AccessLog, Throttle};
+use crate::obs::stats::Gauge;
+use crate::serve::handler::Handler;
+use crate::serve::reply::Plan;
 use crate::sys;
-
-/// How long a half-closed connection may keep sending before it is closed.
-pub const LINGER_MS: u64 = 5_000;
 
 /// Lines a second about refused requests; the rest are counted, not written.
 static REFUSALS: Throttle = Throttle::new(20);
@@ -34,7 +32,7 @@ type Step = ControlFlow<Next>;
 /// One worker thread's state.
 pub struct Worker {
     shared: Arc<Shared>,
-    handler: Handler,
+    handler: Handler<Shared>,
 }
 
 impl Worker {
@@ -75,7 +73,7 @@ impl Worker {
     /// connection (its descriptor and its place in the gauges) is dropped while
     /// unwinding, and its slot freed.
     fn serve(&mut self, conn: Box<Conn>) {
-        let (home, token) = (conn.home, conn.token);
+        let (home, token) = (conn.home(), conn.token());
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(conn)));
         if served.is_err() {
             log::error!("worker panicked while serving a connection; it was closed");
@@ -85,20 +83,19 @@ impl Worker {
 
     /// Advances one connection as far as it can go without waiting, then hands it back.
     pub fn process(&mut self, mut conn: Box<Conn>) {
-        conn.gauge.set(Gauge::Writing);
+        conn.count_as(Gauge::Writing);
         let next = self.drive(&mut conn);
         self.finish(conn, next);
     }
 
     fn drive(&mut self, c: &mut Conn) -> Next {
         loop {
-            let step = match c.state {
-                State::Write { .. } => self.write(c),
-                State::Head => self.head(c),
-                State::Body { .. } => body(c),
-                State::Chunked { .. } => self.chunked(c),
-                State::Linger => {
-                    c.buf.clear();
+            let step = match c.phase() {
+                Phase::Write => self.write(c),
+                Phase::Head => self.head(c),
+                Phase::Body => self.body(c),
+                Phase::Linger => {
+                    c.discard_input();
                     ControlFlow::Break(wait_input(c))
                 }
             };
@@ -109,115 +106,86 @@ impl Worker {
     }
 
     fn write(&mut self, c: &mut Conn) -> Step {
-        let State::Write { after, writable } = &mut c.state else {
-            return ControlFlow::Continue(());
-        };
-        let after = *after;
-        if self.shared.settings.defer_write && !std::mem::take(writable) {
+        if !c.may_write(self.shared.settings.defer_write) {
             return ControlFlow::Break(Next::Write);
         }
         let mut sent = 0;
-        let r = c.write_out(&mut sent, || self.shared.queue_len() > 0);
         let now = clock::now_ms();
+        let r = c.write(&mut sent, now, || self.shared.queue_len() > 0);
         if sent > 0 {
             let stats = &self.shared.stats;
             stats.bytes_sent.fetch_add(sent, Ordering::Relaxed);
-            c.deadline = now + self.shared.settings.timeout_ms;
         }
         match r {
-            Ok(WriteStatus::Done) => self.written(c, after, now),
+            Ok(WriteStatus::Done) => self.written(c, now),
             Ok(WriteStatus::Blocked) | Ok(WriteStatus::Yield) => ControlFlow::Break(Next::Write),
             Err(e) => {
-                log::debug!("{}: write failed: {e}", c.peer);
+                log::debug!("{}: write failed: {e}", c.peer());
                 ControlFlow::Break(Next::Close)
             }
         }
     }
 
     /// A response is out (at `now`): close, linger, or go on to the next request.
-    fn written(&mut self, c: &mut Conn, after: After, now: u64) -> Step {
-        // Keep the larger head buffer in this worker for the next response; an idle
-        // connection holds none.
-        let head = self.handler.head_mut();
-        if c.out.head.capacity() > head.capacity() {
-            std::mem::swap(&mut c.out.head, head);
-        }
-        c.out = Outgoing::default();
-        c.served = true;
-        if let Some(t) = c.started.take() {
-            self.shared.stats.durations.observe(t.elapsed());
+    fn written(&mut self, c: &mut Conn, now: u64) -> Step {
+        let after = c.after();
+        if let Some(took) = c.finish_response(self.handler.head_mut()) {
+            self.shared.stats.durations.observe(took);
         }
         let after = match after {
             After::KeepAlive if !self.shared.is_draining() => After::KeepAlive,
             // Unread input (bytes after a bad head) would turn close into a reset
             // that can destroy the response: shut down writing and drain it first.
-            After::KeepAlive | After::Close if !c.buf.is_empty() && !c.eof => After::Linger,
+            After::KeepAlive | After::Close if !c.input().is_empty() && !c.eof() => After::Linger,
             After::KeepAlive => After::Close,
             a => a,
         };
-        let s = &self.shared.settings;
         match after {
             After::Linger => ControlFlow::Break(Next::Linger),
             After::Close => ControlFlow::Break(Next::Close),
             After::KeepAlive => {
-                c.state = State::Head;
-                if c.buf.is_empty() {
-                    c.deadline = now + s.timeout_ms;
+                c.keep_alive(now);
+                if c.input().is_empty() {
                     return ControlFlow::Break(wait_input(c));
                 }
-                // The next request has begun arriving: its head clock starts now.
-                c.deadline = now + s.header_timeout_ms.min(s.timeout_ms);
                 ControlFlow::Continue(())
             }
         }
     }
 
     fn head(&mut self, c: &mut Conn) -> Step {
-        if c.buf.is_empty() {
+        if c.input().is_empty() {
             return ControlFlow::Break(wait_input(c));
         }
         let begun = Instant::now();
-        let plan = match request::parse(&c.buf, &self.shared.settings.limits) {
+        let plan = match request::parse(c.input(), &self.shared.settings.limits) {
             Ok(Parsed::Partial) => return ControlFlow::Break(wait_input(c)),
             Ok(Parsed::Complete(head)) => {
                 let n = head.len;
-                let plan = self.handler.respond(&c.peer, &head);
-                c.buf.drain(..n);
+                let plan = self.handler.respond(c.peer(), &head);
+                c.consume(n);
                 plan
             }
-            Err(Reject(status)) => {
-                refused(c, "rejected request", status);
-                self.handler.reject(&c.peer, status)
+            Err(why) => {
+                refused(c, "rejected request", why);
+                self.handler.reject(c.peer(), why)
             }
         };
-        c.started = Some(begun);
+        c.begin_request(begun);
         self.apply(c, plan);
         ControlFlow::Continue(())
     }
 
-    fn chunked(&mut self, c: &mut Conn) -> Step {
-        let State::Chunked { decoder, after } = &mut c.state else {
-            return ControlFlow::Continue(());
-        };
-        match decoder.feed(&c.buf) {
-            Ok(n) => {
-                c.buf.drain(..n);
-                if !decoder.is_done() {
-                    return ControlFlow::Break(wait_input(c));
-                }
-                c.state = State::Write {
-                    after: *after,
-                    writable: false,
-                };
-            }
+    /// Discards request-body bytes; once the body is over, the response goes out.
+    fn body(&mut self, c: &mut Conn) -> Step {
+        match c.discard_body() {
+            Ok(true) => {}
+            Ok(false) => return ControlFlow::Break(wait_input(c)),
             Err(e) => {
-                let status = match e {
-                    ChunkError::Malformed => Status::BadRequest,
-                    ChunkError::TooLarge => Status::PayloadTooLarge,
-                };
-                refused(c, "chunked body refused", status);
+                let why = Refusal::from(e);
+                refused(c, "chunked body refused", why);
                 // The rest of the body is unread: never parse it as a request.
-                let plan = self.handler.reject(&c.peer, status).skipping_body();
+                let plan = self.handler.reject(c.peer(), why);
                 self.apply(c, plan);
             }
         }
@@ -226,68 +194,61 @@ impl Worker {
 
     /// Moves a planned response into the connection and picks the state that sends it.
     fn apply(&mut self, c: &mut Conn, plan: Plan) {
-        let head = self.handler.head_mut();
-        std::mem::swap(&mut c.out.head, head);
-        head.clear();
-        c.out.pos = 0;
-        c.out.body = plan.body;
         let mut after = if plan.close {
             After::Close
         } else {
             After::KeepAlive
         };
-        let s = &self.shared.settings;
         let kind = if plan.skip_body {
             // Unread body bytes may follow: answer, then linger instead of parsing them.
-            c.buf.clear();
+            c.discard_input();
             after = After::Linger;
             BodyKind::None
         } else {
             plan.request_body
         };
-        if kind != BodyKind::None {
-            c.deadline = clock::now_ms() + s.timeout_ms;
-            // The client waits for this before sending the body (RFC 9110 §10.1.1).
-            if plan.send_continue
-                && !body_buffered(c, kind)
-                && sys::send(c.fd(), b"HTTP/1.1 100 Continue\r\n\r\n", false).is_err()
-            {
-                after = After::Close;
-            }
-        }
-        c.state = match kind {
-            BodyKind::None => State::Write {
-                after,
-                writable: false,
-            },
-            BodyKind::Length(remaining) => State::Body { remaining, after },
-            BodyKind::Chunked => State::Chunked {
-                decoder: Box::new(Decoder::new(s.max_body, s.limits.max_header)),
-                after,
-            },
+        let length = match kind {
+            BodyKind::None => None,
+            BodyKind::Length(n) => Some(n),
+            BodyKind::Chunked => None,
         };
+        // The client waits for this before sending the body (RFC 9110 §10.1.1).
+        let send_continue =
+            kind != BodyKind::None && plan.send_continue && !c.body_buffered(length);
+        c.respond(self.handler.head_mut(), plan.body, after);
+        if send_continue && c.send_interim(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
+            c.close_after();
+        }
+        let s = &self.shared.settings;
+        let read = match kind {
+            BodyKind::None => return,
+            BodyKind::Length(n) => BodyRead::Length(n),
+            BodyKind::Chunked => {
+                BodyRead::Chunked(Box::new(Decoder::new(s.max_body, s.limits.max_header)))
+            }
+        };
+        c.start_body(read, clock::now_ms());
     }
 
     fn finish(&mut self, mut c: Box<Conn>, next: Next) {
         match next {
             Next::Close => self.close(c),
             Next::Linger => {
-                let _ = sys::shutdown_write(c.fd());
-                c.state = State::Linger;
-                c.buf.clear();
-                c.deadline = clock::now_ms() + LINGER_MS;
-                c.gauge.set(Gauge::Writing);
+                c.linger(clock::now_ms());
+                c.count_as(Gauge::Writing);
                 self.rearm(c, sys::EV_IN | sys::EV_RDHUP);
             }
             Next::Read => {
                 if c.is_idle() {
-                    if self.shared.is_draining() && c.served {
+                    if self.shared.is_draining() && c.served() {
                         return self.close(c);
                     }
-                    self.shared.release_buffer(std::mem::take(&mut c.buf));
-                    c.gauge.set(Gauge::Waiting);
+                    if let Some(buf) = c.spare_buffer() {
+                        self.shared.release_buffer(buf);
+                    }
+                    c.count_as(Gauge::Waiting);
                 } else {
-                    c.gauge.set(Gauge::Reading);
+                    c.count_as(Gauge::Reading);
                 }
                 self.rearm(c, sys::EV_IN | sys::EV_RDHUP);
             }
@@ -298,10 +259,9 @@ impl Worker {
     /// Hands the connection back to its reactor: a timer if its deadline needs one,
     /// then back in its slot with the descriptor re-armed.
     fn rearm(&self, mut c: Box<Conn>, events: u32) {
-        let link = self.shared.link(c.home);
-        if c.needs_timer(clock::now_ms()) {
-            c.timer_at = Some(c.deadline);
-            link.notify(Notice::Timer(c.token, c.deadline));
+        let link = self.shared.link(c.home());
+        if let Some(deadline) = c.timer_due(clock::now_ms()) {
+            link.notify(Notice::Timer(c.token(), deadline));
         }
         // Ownership passes back to the reactor here.
         if let Err((token, e)) = link.park(c, events) {
@@ -311,34 +271,16 @@ impl Worker {
     }
 
     fn close(&self, c: Box<Conn>) {
-        let link = self.shared.link(c.home);
-        let token = c.token;
+        let link = self.shared.link(c.home());
+        let token = c.token();
         drop(c);
         link.notify(Notice::Closed(token));
     }
 }
 
-/// Discards request-body bytes; once the body is over, the response goes out.
-fn body(c: &mut Conn) -> Step {
-    let State::Body { remaining, after } = &mut c.state else {
-        return ControlFlow::Continue(());
-    };
-    let take = (*remaining).min(c.buf.len() as u64) as usize;
-    c.buf.drain(..take);
-    *remaining -= take as u64;
-    if *remaining > 0 {
-        return ControlFlow::Break(wait_input(c));
-    }
-    c.state = State::Write {
-        after: *after,
-        writable: false,
-    };
-    ControlFlow::Continue(())
-}
-
 /// Waits for more input, or closes when the peer has finished sending.
 fn wait_input(c: &Conn) -> Next {
-    if c.eof {
+    if c.eof() {
         Next::Close
     } else {
         Next::Read
@@ -346,19 +288,11 @@ fn wait_input(c: &Conn) -> Next {
 }
 
 /// Logs a refused request, at most a few lines a second.
-fn refused(c: &Conn, what: &str, status: Status) {
+fn refused(c: &Conn, what: &str, why: Refusal) {
     if let Some(dropped) = REFUSALS.allow() {
         if dropped > 0 {
             log::info!("{dropped} more refused requests were not logged");
         }
-        log::info!("{}: {what}: {}", c.peer, status.code());
-    }
-}
-
-/// True if the whole request body is already in the buffer.
-fn body_buffered(c: &Conn, kind: BodyKind) -> bool {
-    match kind {
-        BodyKind::Length(n) => c.buf.len() as u64 >= n,
-        _ => !c.buf.is_empty(),
+        log::info!("{}: {what}: {}", c.peer(), why.status().code());
     }
 }

@@ -4,8 +4,8 @@
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::conn::{Body, Bytes, Parts};
 use crate::files::Content;
+use crate::http::body::{Body, Bytes, Parts};
 use crate::http::response as resp;
 
 /// A boundary for one response: unpredictable, so a file cannot contain it by

@@ -2,7 +2,7 @@
 //! what the connection does once it is sent. Handlers build one with [`Reply`]
 //! and hand the driver a [`Plan`].
 
-use crate::conn::{Body, Bytes};
+use crate::http::body::{Body, Bytes};
 use crate::http::request::BodyKind;
 use crate::http::response as resp;
 use crate::http::Status;

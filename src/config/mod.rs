@@ -1,0 +1,15 @@
+//! Configuration: the command line (`flags`), the TOML file (`file`), the validated
+//! process-wide `settings`, the sites a request is answered from (`site`, with their
+//! `routes`: try-files and error pages) and the SIGHUP `reload` that builds new
+//! sites from the file.
+//!
+//! May import: `files`, `http`, `sys`, `clock`, `format`.
+
+pub mod file;
+pub mod flags;
+pub mod reload;
+pub mod routes;
+pub mod settings;
+pub mod site;
+
+pub use flags::Config;

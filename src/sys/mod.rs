@@ -1,0 +1,78 @@
+//! Thin wrappers over the Linux system calls the server needs.
+//!
+//! This is the only module with `unsafe` (`lib.rs` denies undocumented unsafe blocks
+//! crate-wide). Every block is one call, and every file
+//! descriptor is wrapped in an owning type (`OwnedFd`, `TcpStream`, `File`) the moment
+//! the kernel hands it over, so it is closed exactly once.
+
+use std::io;
+
+/// Calls a libc function and turns a `-1` return into `io::Error::last_os_error()`.
+macro_rules! syscall {
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+        #[allow(unused_unsafe)]
+        // SAFETY: the caller upholds the call's contract (live, correctly sized
+        // buffers and valid pointers), stated in a SAFETY comment at each use.
+        let res = unsafe { libc::$fn($($arg),*) };
+        if res == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+
+// After the macro, which they use.
+mod epoll;
+mod eventfd;
+mod fs;
+mod inotify;
+mod net;
+mod signal;
+
+pub use epoll::*;
+pub use eventfd::EventFd;
+pub use fs::*;
+pub use inotify::{inotify_events, Inotify};
+pub use net::*;
+pub use signal::{ignore_sigpipe, SignalFd};
+
+/// Serves allocations of `bytes` or more straight from `mmap`, so they go back to
+/// the system when freed. glibc otherwise raises that threshold after the first
+/// large free and keeps later large buffers (a file read to be compressed, an
+/// encoder's tables) in its per-thread arenas, where freed memory stays resident:
+/// the compression cache would then cost its size plus every buffer ever used.
+/// Call before threads start. Without glibc, nothing is done.
+pub fn return_large_allocations(bytes: usize) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
+        // SAFETY: mallopt only changes allocator tuning; called before other threads.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, bytes);
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = bytes;
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is writable storage for one rlimit.
+    syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut lim))?;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `raised` is an initialised rlimit.
+        if syscall!(setrlimit(libc::RLIMIT_NOFILE, &raised)).is_ok() {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    Ok(lim.rlim_cur)
+}
