@@ -54,7 +54,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ "$timeout_s" =~ ^[0-9]+$ ]] || die "--timeout: not a number of seconds: $timeout_s"
-start_sh="$(dirname "${BASH_SOURCE[0]}")/start.sh"
+start_sh="$HEARTH_SRC/scripts/start.sh"
 pid_args=()
 if [[ -n "$opt_pid_file" ]]; then pid_args=(--pid-file "$opt_pid_file"); fi
 
@@ -124,7 +124,7 @@ handover() {
         kill -KILL "$old" 2>/dev/null || true
         wait_gone "$old" 5 || true
     fi
-    info "hearth restarted: pid $old -> $new ($url/, pid file $pf)"
+    info "hearth restarted: pid $old -> $new (${url%/}/, pid file $pf)"
 }
 
 rc=0
