@@ -562,3 +562,48 @@ fn an_unknown_stats_format_is_a_400_naming_the_formats() {
         .unwrap()
         .contains("\"config_generation\":1"));
 }
+
+#[test]
+fn counters_survive_a_reload_and_the_generation_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("hearth.toml");
+    std::fs::write(&cfg, "cache-control = \"max-age=1\"\n").unwrap();
+    let srv = TestServer::start(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--metrics-path",
+        "/metrics",
+    ]);
+    for _ in 0..5 {
+        srv.get("/hello.txt");
+    }
+    let metrics = || String::from_utf8(srv.get("/metrics").body).unwrap();
+    let before = metrics();
+    let ok = "hearth_requests_total{code=\"2xx\"}";
+    std::fs::write(&cfg, "cache-control = \"max-age=2\"\n").unwrap();
+    send_signal(srv.child.id(), "HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), || sample(
+            &metrics(),
+            "hearth_config_generation"
+        ) == 2.0),
+        "the reload was not counted"
+    );
+    let after = metrics();
+    assert!(
+        sample(&after, ok) > sample(&before, ok),
+        "{before}\n{after}"
+    );
+    assert!(sample(&after, "hearth_bytes_sent_total") > sample(&before, "hearth_bytes_sent_total"));
+    assert!(
+        sample(&after, "hearth_request_duration_seconds_count")
+            >= sample(&before, "hearth_request_duration_seconds_count")
+    );
+    // A broken file: counted as failed, the reason on the statistics page.
+    std::fs::write(&cfg, "cache-control = [\n").unwrap();
+    send_signal(srv.child.id(), "HUP");
+    assert!(wait_until(Duration::from_secs(5), || {
+        sample(&metrics(), "hearth_config_reloads_failed_total") == 1.0
+    }));
+    assert_eq!(sample(&metrics(), "hearth_config_generation"), 2.0);
+}
