@@ -377,3 +377,20 @@ fn compression_keys_in_the_file_and_per_vhost() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
     }
 }
+
+#[test]
+fn a_file_larger_than_the_cache_is_sent_as_it_is() {
+    let server = TestServer::start_with(
+        &["--stats-path", "/_stats", "--compress-cache", "100K"],
+        site,
+    );
+    // big.js is 200,000 bytes: its variant could not be kept, so it is never made.
+    for _ in 0..3 {
+        let r = get_enc(&server, "/big.js", "gzip", "");
+        assert_eq!(r.header("content-encoding"), None);
+        assert_eq!(r.body.len(), 200_000);
+    }
+    assert_eq!(cache_stat(&server, "compressions"), 0);
+    let r = get_enc(&server, "/app.js", "gzip", "");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+}

@@ -11,6 +11,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::hash::BuildHasher;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -211,9 +212,14 @@ impl Compressor {
 
     /// The variant of `e`, a file under the root identified by `root` (device,
     /// inode), in `coding`: from the cache, or compressed now. `None` when another
-    /// request is compressing it at this moment, or it cannot be made (the file
-    /// could not be read): the file itself is sent instead.
+    /// request is compressing it at this moment, when the file is larger than the
+    /// whole cache, or when it cannot be made (the file could not be read): the
+    /// file itself is sent instead.
     pub fn get(&self, root: (u64, u64), e: &Entry, coding: Coding) -> Option<Arc<Entry>> {
+        if e.len > self.budget {
+            // Its variant could not be kept, so every request would compress it.
+            return None;
+        }
         let key = (root.0, root.1, self.hasher.hash_one(&*e.path), coding);
         let current = |slot: &Slot| slot.identity == e.identity && slot.entry.path == e.path;
         {
@@ -240,7 +246,11 @@ impl Compressor {
                 return Some(slot.entry.clone());
             }
         }
-        let bytes = match read_all(e).and_then(|data| encode(coding, &data)) {
+        let encoded = match &e.content {
+            Content::Memory(m) => encode(coding, m),
+            Content::Disk(f) => read_file(f, e.len).and_then(|data| encode(coding, &data)),
+        };
+        let bytes = match encoded {
             Ok(b) => b,
             Err(err) => {
                 log::warn!("compressing {:?} ({}): {err}", e.path, coding.token());
@@ -319,16 +329,12 @@ impl Compressor {
     }
 }
 
-/// The bytes of a file entry.
-fn read_all(e: &Entry) -> io::Result<Vec<u8>> {
-    match &e.content {
-        Content::Memory(m) => Ok(m.to_vec()),
-        Content::Disk(f) => {
-            let mut data = vec![0u8; e.len as usize];
-            f.read_exact_at(&mut data, 0)?;
-            Ok(data)
-        }
-    }
+/// The first `len` bytes of `f` (a file read at explicit offsets, so the open
+/// file is shared safely with responses being sent from it).
+fn read_file(f: &File, len: u64) -> io::Result<Vec<u8>> {
+    let mut data = vec![0u8; len as usize];
+    f.read_exact_at(&mut data, 0)?;
+    Ok(data)
 }
 
 #[cfg(test)]
