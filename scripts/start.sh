@@ -118,7 +118,7 @@ if [[ $restart -eq 1 ]]; then
     fi
     stop_args=(--pid-file "$pid_file")
     if [[ -n "$stop_timeout" ]]; then stop_args+=(--timeout "$stop_timeout"); fi
-    "$(dirname "${BASH_SOURCE[0]}")/stop.sh" "${stop_args[@]}"
+    "$HEARTH_SRC/scripts/stop.sh" "${stop_args[@]}"
 fi
 
 log_dir="$(abs_path "${opt_log_dir:-$HEARTH_DEFAULT_LOG_DIR}")"
@@ -303,7 +303,7 @@ for ((i = 1; i <= instances; i++)); do
         if [[ ${#started[@]} -gt 0 ]]; then
             echo "$hearth_prog: instance $i failed; stopping the ${#started[@]} started" >&2
             for pf in "${started[@]}"; do
-                "$(dirname "${BASH_SOURCE[0]}")/stop.sh" --pid-file "$pf" >&2 || true
+                "$HEARTH_SRC/scripts/stop.sh" --pid-file "$pf" >&2 || true
             done
         fi
         exit 1

@@ -39,6 +39,9 @@ fn main() -> ExitCode {
         eprintln!("hearth: {}", root_problem(&cfg.root));
         return ExitCode::from(2);
     }
+    // Large buffers (compression) go back to the system when freed, so memory stays
+    // near the --compress-cache size; set before any thread exists.
+    hearth::sys::return_large_allocations(128 * 1024);
     // Block the handled signals before any thread exists, so every thread inherits
     // the mask and they arrive only through the signalfd.
     let signals = match SignalFd::new() {

@@ -246,3 +246,95 @@ fn precompressed_off_serves_the_file_itself() {
     let r = get_enc(&on, "GET", "/app.js", "gzip", "");
     assert_eq!(encoding(&r), Some("gzip"));
 }
+
+/// Sets the modification time of `path`.
+fn touch(path: &Path, at: SystemTime) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(at).unwrap();
+}
+
+#[test]
+fn siblings_are_judged_stale_in_whole_seconds() {
+    // The source has nanoseconds; the siblings carry the same second without them,
+    // as `brotli -k` and `gzip -k` leave them.
+    let second = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let server = TestServer::start_with(&[], |root| {
+        site(root);
+        touch(
+            &root.join("app.js"),
+            second + Duration::from_nanos(987_654_321),
+        );
+        for s in ["br", "zst", "gz"] {
+            touch(&root.join(format!("app.js.{s}")), second);
+        }
+    });
+    for (ae, want) in [("br", BR), ("zstd", ZST), ("gzip", GZ)] {
+        let r = get_enc(&server, "GET", "/app.js", ae, "");
+        assert_eq!((encoding(&r), &r.body[..]), (Some(ae), want));
+    }
+    // A whole second older is stale.
+    touch(&server.path("app.js.gz"), second - Duration::from_secs(1));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = get_enc(&server, "GET", "/app.js", "gzip", "");
+        if encoding(&r).is_none() || std::time::Instant::now() > deadline {
+            assert_eq!((encoding(&r), &r.body[..]), (None, JS));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn precompressed_check_off_serves_older_siblings() {
+    let server = TestServer::start_with(&["--precompressed-check", "off"], |root| {
+        site(root);
+        touch(
+            &root.join("app.js.gz"),
+            SystemTime::now() - Duration::from_secs(3600),
+        );
+    });
+    let r = get_enc(&server, "GET", "/app.js", "gzip", "");
+    assert_eq!((encoding(&r), &r.body[..]), (Some("gzip"), GZ));
+    assert!(!server.log("server.log").contains("older than"));
+}
+
+#[test]
+fn outputs_of_the_compression_tools_are_served() {
+    let tools = [("gzip", "gzip"), ("zstd", "zstd"), ("brotli", "br")];
+    if !tools.iter().all(|(t, _)| require_tool(t)) {
+        return;
+    }
+    let text = "a line of a script that compresses well;\n".repeat(200);
+    let server = TestServer::start_with(&[], |root| {
+        populate(root);
+        std::fs::write(root.join("tool.js"), &text).unwrap();
+        // A modification time with nanoseconds, which the tools drop or round.
+        touch(
+            &root.join("tool.js"),
+            SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 999_000_000),
+        );
+        for (tool, _) in tools {
+            let st = std::process::Command::new(tool)
+                .stderr(std::process::Stdio::null())
+                .args(["-k", "-f"])
+                .arg(root.join("tool.js"))
+                .status()
+                .unwrap();
+            assert!(st.success(), "{tool}");
+        }
+    });
+    for (_, token) in tools {
+        let r = get_enc(&server, "GET", "/tool.js", token, "");
+        assert_eq!(encoding(&r), Some(token), "{token}");
+        let ext = if token == "zstd" {
+            "zst"
+        } else if token == "br" {
+            "br"
+        } else {
+            "gz"
+        };
+        let sibling = std::fs::read(server.path(&format!("tool.js.{ext}"))).unwrap();
+        assert_eq!(r.body, sibling, "{token}");
+    }
+}

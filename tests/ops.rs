@@ -474,3 +474,136 @@ fn the_listening_line_gives_an_address_a_person_can_open() {
         None => eprintln!("skipped: no IPv6 on this host"),
     }
 }
+
+/// The value of the Prometheus sample `name` (labels included) in `text`.
+fn sample(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn prometheus_metrics_at_the_metrics_path() {
+    let srv = TestServer::start(&["--metrics-path", "/metrics", "--stats-path", "/_stats"]);
+    for _ in 0..3 {
+        assert_eq!(srv.get("/hello.txt").status, 200);
+    }
+    srv.get("/missing");
+    let r = srv.get("/metrics");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(sample(&text, "hearth_requests_total{code=\"2xx\"}") >= 3.0);
+    assert!(sample(&text, "hearth_requests_total{code=\"4xx\"}") >= 1.0);
+    assert!(sample(&text, "hearth_bytes_sent_total") > 0.0);
+    assert!(sample(&text, "hearth_connections_active") >= 1.0);
+    assert!(sample(&text, "hearth_connections_accepted_total") >= 5.0);
+    assert_eq!(sample(&text, "hearth_workers"), 2.0);
+    assert!(sample(&text, "hearth_reactor_connections{reactor=\"0\"}") >= 0.0);
+    assert_eq!(sample(&text, "hearth_config_generation"), 1.0);
+    let count = sample(&text, "hearth_request_duration_seconds_count");
+    assert!(count >= 4.0, "{text}");
+    assert_eq!(
+        sample(&text, "hearth_request_duration_seconds_bucket{le=\"+Inf\"}"),
+        count
+    );
+    for name in [
+        "hearth_requests_total counter",
+        "hearth_request_duration_seconds histogram",
+        "hearth_connections_active gauge",
+        "hearth_compress_cache_hits_total counter",
+    ] {
+        assert!(text.contains(&format!("# TYPE {name}\n")), "{name}");
+    }
+    // The same from the statistics page.
+    let r = srv.get("/_stats?format=prometheus");
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8(r.body)
+        .unwrap()
+        .contains("# TYPE hearth_bytes_sent_total counter"));
+    // Off unless set.
+    let plain = TestServer::start(&[]);
+    assert_eq!(plain.get("/metrics").status, 404);
+}
+
+#[test]
+fn metrics_follow_the_stats_allow_rules() {
+    let Some(ip) = local_non_loopback_v4() else {
+        eprintln!("skipped: no non-loopback IPv4 address on this host");
+        return;
+    };
+    let args = ["--bind", "0.0.0.0", "--metrics-path", "/metrics"];
+    let srv = TestServer::start(&args);
+    assert_eq!(get_via(&srv, ip, "/metrics").status, 403);
+    assert_eq!(srv.get("/metrics").status, 200);
+    let net = format!("{ip}/32");
+    let mut allowed = args.to_vec();
+    allowed.extend(["--stats-allow", &net]);
+    let srv = TestServer::start(&allowed);
+    assert_eq!(get_via(&srv, ip, "/metrics").status, 200);
+}
+
+#[test]
+fn an_unknown_stats_format_is_a_400_naming_the_formats() {
+    let srv = TestServer::start(&["--stats-path", "/_stats"]);
+    let r = srv.get("/_stats?format=prom");
+    assert_eq!(r.status, 400);
+    let body = String::from_utf8(r.body).unwrap();
+    assert!(body.contains("text, json and prometheus"), "{body}");
+    assert_eq!(srv.get("/_stats?format=text").status, 200);
+    assert_eq!(srv.get("/_stats?other=1").status, 200);
+    let r = srv.get("/_stats?format=json");
+    assert!(String::from_utf8(r.body)
+        .unwrap()
+        .contains("\"config_generation\":1"));
+}
+
+#[test]
+fn counters_survive_a_reload_and_the_generation_counts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("hearth.toml");
+    std::fs::write(&cfg, "cache-control = \"max-age=1\"\n").unwrap();
+    let srv = TestServer::start(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--metrics-path",
+        "/metrics",
+    ]);
+    for _ in 0..5 {
+        srv.get("/hello.txt");
+    }
+    let metrics = || String::from_utf8(srv.get("/metrics").body).unwrap();
+    let before = metrics();
+    let ok = "hearth_requests_total{code=\"2xx\"}";
+    std::fs::write(&cfg, "cache-control = \"max-age=2\"\n").unwrap();
+    send_signal(srv.child.id(), "HUP");
+    assert!(
+        wait_until(Duration::from_secs(5), || sample(
+            &metrics(),
+            "hearth_config_generation"
+        ) == 2.0),
+        "the reload was not counted"
+    );
+    let after = metrics();
+    assert!(
+        sample(&after, ok) > sample(&before, ok),
+        "{before}\n{after}"
+    );
+    assert!(sample(&after, "hearth_bytes_sent_total") > sample(&before, "hearth_bytes_sent_total"));
+    assert!(
+        sample(&after, "hearth_request_duration_seconds_count")
+            >= sample(&before, "hearth_request_duration_seconds_count")
+    );
+    // A broken file: counted as failed, the reason on the statistics page.
+    std::fs::write(&cfg, "cache-control = [\n").unwrap();
+    send_signal(srv.child.id(), "HUP");
+    assert!(wait_until(Duration::from_secs(5), || {
+        sample(&metrics(), "hearth_config_reloads_failed_total") == 1.0
+    }));
+    assert_eq!(sample(&metrics(), "hearth_config_generation"), 2.0);
+}

@@ -360,20 +360,156 @@ fn unsatisfiable_and_ignored_ranges() {
     assert_eq!(r.header("content-length"), Some("20"));
 }
 
-#[test]
-fn multiple_ranges_give_the_whole_file() {
-    // The server's documented choice: several satisfiable ranges -> 200 with all of it.
-    let server = TestServer::start_with(&[], range_site);
-    for range in ["bytes=0-1,5-6", "bytes=0-4, 10-14, -2"] {
-        let r = ranged(&server, "/digits.txt", range);
-        assert_eq!(r.status, 200, "{range}");
-        assert!(r.header("content-range").is_none());
-        assert_eq!(r.body, DIGITS);
+/// The parts of a `multipart/byteranges` response: (Content-Range, bytes), after
+/// checking the framing against the boundary in its Content-Type.
+fn byteranges(r: &Response) -> Vec<(String, Vec<u8>)> {
+    let ctype = r.header("content-type").expect("content-type");
+    let boundary = ctype
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("not multipart: {ctype}"));
+    let delim = format!("--{boundary}");
+    let body = &r.body[..];
+    assert_eq!(
+        body.len().to_string(),
+        r.header("content-length").unwrap_or("")
+    );
+    let close = format!("\r\n{delim}--\r\n");
+    assert!(body.ends_with(close.as_bytes()), "no closing delimiter");
+    let mut parts = Vec::new();
+    let mut rest = &body[..body.len() - close.len()];
+    let sep = format!("\r\n{delim}\r\n");
+    assert!(rest.starts_with(format!("{delim}\r\n").as_bytes()));
+    rest = &rest[delim.len() + 2..];
+    loop {
+        let end = rest
+            .windows(sep.len())
+            .position(|w| w == sep.as_bytes())
+            .unwrap_or(rest.len());
+        let part = &rest[..end];
+        let split = part
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("part head");
+        let head = String::from_utf8_lossy(&part[..split]).to_string();
+        let mut range = None;
+        for line in head.split("\r\n") {
+            if let Some(v) = line.strip_prefix("Content-Range: ") {
+                range = Some(v.to_string());
+            }
+        }
+        assert!(head.contains("Content-Type: text/plain"), "{head}");
+        parts.push((range.expect("Content-Range"), part[split + 4..].to_vec()));
+        if end == rest.len() {
+            break;
+        }
+        rest = &rest[end + sep.len()..];
     }
+    parts
+}
+
+#[test]
+fn several_ranges_get_multipart_byteranges() {
+    let server = TestServer::start_with(&[], range_site);
+    let r = ranged(&server, "/digits.txt", "bytes=0-1,5-6");
+    assert_eq!(r.status, 206);
+    assert!(r.header("content-range").is_none());
+    assert!(r.header("etag").is_some());
+    let parts = byteranges(&r);
+    assert_eq!(
+        parts,
+        [
+            ("bytes 0-1/20".to_string(), b"01".to_vec()),
+            ("bytes 5-6/20".to_string(), b"56".to_vec())
+        ]
+    );
+    // Sorted, and the suffix range resolved.
+    let r = ranged(&server, "/digits.txt", "bytes=10-14, 0-4, -2");
+    let parts = byteranges(&r);
+    let got: Vec<_> = parts.iter().map(|(h, b)| (h.as_str(), &b[..])).collect();
+    assert_eq!(
+        got,
+        [
+            ("bytes 0-4/20", &DIGITS[0..5]),
+            ("bytes 10-14/20", &DIGITS[10..15]),
+            ("bytes 18-19/20", &DIGITS[18..20])
+        ]
+    );
+    // Overlapping and adjacent ranges are merged; merged into one, a plain 206.
+    let r = ranged(&server, "/digits.txt", "bytes=0-3,2-5,6-7");
+    assert_eq!(
+        (r.status, r.header("content-range")),
+        (206, Some("bytes 0-7/20"))
+    );
+    assert_eq!(r.body, &DIGITS[..8]);
     // Only one of the ranges satisfiable: that one.
     let r = ranged(&server, "/digits.txt", "bytes=0-1, 500-600");
     assert_eq!(r.status, 206);
     assert_eq!(r.body, b"01");
+    // HEAD: the same head, no body.
+    let r = one(
+        &server,
+        "HEAD /digits.txt HTTP/1.1\r\nHost: t\r\nRange: bytes=0-1,5-6\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn several_ranges_of_a_large_file_are_sent_from_disk() {
+    let server = TestServer::start_with(&[], range_site);
+    let big = std::fs::read(server.path("big.bin")).unwrap();
+    let r = ranged(&server, "/big.bin", "bytes=0-9,100000-199999,-10");
+    assert_eq!(r.status, 206);
+    let ctype = r.header("content-type").unwrap().to_string();
+    let boundary = ctype.split("boundary=").nth(1).unwrap();
+    let delim = format!("--{boundary}\r\n");
+    let n = r
+        .body
+        .windows(delim.len())
+        .filter(|w| *w == delim.as_bytes())
+        .count();
+    assert_eq!(n, 3);
+    let at = |needle: &[u8]| r.body.windows(needle.len()).position(|w| w == needle);
+    let mid = at(b"Content-Range: bytes 100000-199999/300000\r\n\r\n").expect("middle part");
+    let start = mid + b"Content-Range: bytes 100000-199999/300000\r\n\r\n".len();
+    assert_eq!(&r.body[start..start + 100_000], &big[100_000..200_000]);
+    assert!(at(b"Content-Range: bytes 299990-299999/300000").is_some());
+}
+
+#[test]
+fn too_many_or_too_large_ranges_get_the_whole_file() {
+    let server = TestServer::start_with(&[], range_site);
+    let seventeen: Vec<String> = (0..17).map(|i| format!("{i}-{i}")).collect();
+    let seventeen = format!("bytes={}", seventeen.join(","));
+    let sixteen = format!(
+        "bytes={}",
+        (0..16)
+            .map(|i| format!("{i}-{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for range in [seventeen.as_str(), "bytes=0-15,5-19", "bytes=0-,0-"] {
+        let r = ranged(&server, "/digits.txt", range);
+        assert_eq!((r.status, &r.body[..]), (200, DIGITS), "{range}");
+    }
+    // Sixteen adjacent one-byte ranges are one range once merged.
+    let r = ranged(&server, "/digits.txt", &sixteen);
+    assert_eq!((r.status, &r.body[..]), (206, &DIGITS[..16]));
+}
+
+#[test]
+fn curl_reads_a_multipart_response() {
+    let server = TestServer::start_with(&[], range_site);
+    let url = format!("http://{}/digits.txt", server.addr);
+    let out = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "10", "-r", "0-1,5-6", &url])
+        .output();
+    let Ok(out) = out else {
+        eprintln!("skipping: curl not installed");
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Content-Range: bytes 0-1/20"), "{text}");
+    assert!(text.contains("Content-Range: bytes 5-6/20"), "{text}");
 }
 
 #[test]

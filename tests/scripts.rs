@@ -782,3 +782,164 @@ fn start_options_among_the_server_flags_are_refused_clearly() {
     );
     assert!(!connects(site.addr()), "a server started anyway:\n{r}");
 }
+
+/// GET `path` with `Host: host`; the response's `X-Gen` header, if any.
+fn x_gen(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("X-Gen: "))
+        .map(str::to_string)
+}
+
+#[test]
+fn reload_reports_whether_the_configuration_took() {
+    let site = Site::new();
+    let cfg = site.dir.path().join("hearth.toml");
+    let gen = |n: u32| format!("[[headers]]\npath = \"/**\"\nset = {{ \"X-Gen\" = \"{n}\" }}\n");
+    fs::write(&cfg, gen(1)).unwrap();
+    let mut args = site.start_opts();
+    args.extend(site.server_flags(5));
+    args.extend(["--config".to_string(), cfg.display().to_string()]);
+    let r = site.run("start.sh", &args);
+    assert!(r.status.success(), "{r}");
+    let pid = site.pid();
+    assert_eq!(x_gen(site.addr(), "/a.txt").as_deref(), Some("1"));
+
+    fs::write(&cfg, gen(2)).unwrap();
+    let r = site.run("reload.sh", &site.pid_args());
+    assert_eq!(r.status.code(), Some(0), "{r}");
+    assert!(r.stdout.contains("generation 2"), "{r}");
+    // Once the script says so, the new configuration answers.
+    assert_eq!(x_gen(site.addr(), "/a.txt").as_deref(), Some("2"));
+
+    // A broken file: non-zero, with the server's reason; the old one stays.
+    fs::write(&cfg, "cache-control = [\n").unwrap();
+    let r = site.run("reload.sh", &site.pid_args());
+    assert_eq!(r.status.code(), Some(1), "{r}");
+    assert!(r.stderr.contains("hearth.toml"), "no reason given:\n{r}");
+    assert_eq!(x_gen(site.addr(), "/a.txt").as_deref(), Some("2"));
+
+    // A root that does not exist is refused the same way.
+    let missing = "[[vhost]]\nhost = \"v.example\"\nroot = \"/nonexistent/hearth\"\n";
+    fs::write(&cfg, format!("{}{missing}", gen(3))).unwrap();
+    let r = site.run("reload.sh", &site.pid_args());
+    assert_eq!(r.status.code(), Some(1), "{r}");
+    assert!(r.stderr.contains("nonexistent"), "{r}");
+
+    fs::write(&cfg, gen(4)).unwrap();
+    let r = site.run("reload.sh", &site.pid_args());
+    assert_eq!(r.status.code(), Some(0), "{r}");
+    assert!(r.stdout.contains("generation 3"), "{r}");
+    assert_eq!(x_gen(site.addr(), "/a.txt").as_deref(), Some("4"));
+    assert_eq!(site.pid(), pid);
+    site.stop();
+
+    let r = site.run("reload.sh", &site.pid_args());
+    assert_eq!(r.status.code(), Some(2), "{r}");
+}
+
+/// One request on a new connection; `Err` says what went wrong.
+fn fresh_get(addr: SocketAddr) -> Result<(), String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).map_err(|e| format!("read: {e}"))?;
+    if got.starts_with(b"HTTP/1.1 200 ") && got.ends_with(b"\r\n\r\na\n") {
+        Ok(())
+    } else {
+        Err(format!("response: {:?}", String::from_utf8_lossy(&got)))
+    }
+}
+
+#[test]
+fn restart_refuses_nothing_to_a_client_loop() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let site = Site::new();
+    site.start(5);
+    let old = site.pid();
+    let addr = site.addr();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, sent, errors) = (stop.clone(), sent.clone(), errors.clone());
+            thread::spawn(move || {
+                // Bounded: the loop ends when told, or after a minute whatever happens.
+                let until = Instant::now() + Duration::from_secs(60);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = fresh_get(addr) {
+                        errors.lock().unwrap().push(e);
+                    }
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let r = site.run("restart.sh", &site.pid_args());
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    assert!(r.status.success(), "{r}");
+    let new = site.pid();
+    assert_ne!(new, old);
+    assert!(!alive(old), "the old process is still running");
+    assert!(alive(new));
+    let errors = errors.lock().unwrap();
+    let sent = sent.load(Ordering::Relaxed);
+    eprintln!(
+        "restart under a client loop: {sent} requests, {} failed",
+        errors.len()
+    );
+    assert!(
+        errors.is_empty(),
+        "{} of {sent} failed: {:?}\n{r}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
+    assert!(sent > 20, "only {sent} requests");
+    assert_eq!(http_get(addr, "/b.txt"), (200, b"b\n".to_vec()));
+    site.stop();
+    assert!(!alive(new));
+}
+
+#[test]
+fn restart_keeps_the_old_process_when_the_new_one_fails() {
+    let site = Site::new();
+    let cfg = site.dir.path().join("hearth.toml");
+    fs::write(&cfg, "cache-control = \"max-age=1\"\n").unwrap();
+    let mut args = site.start_opts();
+    args.extend(site.server_flags(5));
+    args.extend(["--config".to_string(), cfg.display().to_string()]);
+    let r = site.run("start.sh", &args);
+    assert!(r.status.success(), "{r}");
+    let old = site.pid();
+    // The new process reads the file again, finds it broken, and exits.
+    fs::write(&cfg, "cache-control = [\n").unwrap();
+    let mut args = site.pid_args();
+    args.extend(["--timeout".to_string(), "5".to_string()]);
+    let r = site.run("restart.sh", &args);
+    assert_eq!(r.status.code(), Some(1), "{r}");
+    assert!(r.stderr.contains("keeps serving"), "{r}");
+    assert!(r.stderr.contains("hearth.toml"), "no reason shown:\n{r}");
+    assert_eq!(site.pid(), old);
+    assert_eq!(http_get(site.addr(), "/a.txt").0, 200);
+    site.stop();
+}

@@ -36,6 +36,10 @@ pub const SITE_KEYS: &[&str] = &[
     "try-files",
     "error-page",
     "precompressed",
+    "precompressed-check",
+    "compress",
+    "compress-types",
+    "compress-min",
 ];
 
 /// Flags that make no sense inside the file.

@@ -19,6 +19,9 @@ Signals:
                    responses in flight finish within --grace SECONDS
   SIGHUP           reopen the log files (after logrotate has moved them) and
                    reload --config FILE (roots, vhosts, headers, log level)
+  SIGUSR2          start a new process of the binary (its file now) with the same
+                   arguments on the same listening sockets; SIGTERM the old one
+                   once the new one answers (scripts/restart.sh does both)
 
 Exit codes:
   0  stopped cleanly (or --help, --version)
@@ -184,7 +187,13 @@ pub struct Config {
     #[arg(long, value_name = "PATH", help_heading = "Operations")]
     pub stats_path: Option<String>,
 
-    /// Networks allowed to read the statistics page, as CIDR (repeatable; loopback always).
+    /// Path of the Prometheus metrics (text exposition format; off unless set), e.g.
+    /// /metrics. Readable from the same networks as the statistics page.
+    #[arg(long, value_name = "PATH", help_heading = "Operations")]
+    pub metrics_path: Option<String>,
+
+    /// Networks allowed to read the statistics page and the metrics, as CIDR
+    /// (repeatable; loopback always).
     #[arg(long, value_name = "CIDR", help_heading = "Operations")]
     pub stats_allow: Vec<String>,
 
@@ -254,8 +263,54 @@ pub struct Config {
     #[arg(long, help_heading = "Operations")]
     pub check: bool,
 
-    /// Send F.br, F.zst or F.gz (when present and not older than F) to clients that
-    /// accept that encoding, in place of F.
+    /// Send F.br, F.zst or F.gz (when present and not older than F, see
+    /// --precompressed-check) to clients that accept that encoding, in place of F.
     #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off(), action = clap::ArgAction::Set, help_heading = "Files")]
     pub precompressed: bool,
+
+    /// Skip a precompressed sibling whose modification time is older than its
+    /// file's, compared in whole seconds; `off` serves siblings whatever their age.
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off(), action = clap::ArgAction::Set, help_heading = "Files")]
+    pub precompressed_check: bool,
+
+    /// Compress responses on the fly (br, zstd or gzip, as the client prefers) for
+    /// files of the --compress-types of at least --compress-min bytes that have no
+    /// precompressed sibling the client accepts.
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off(), action = clap::ArgAction::Set, help_heading = "Compression")]
+    pub compress: bool,
+
+    /// Media types compressed on the fly, comma-separated; `text/*` covers a
+    /// top-level type (repeatable).
+    #[arg(long, value_name = "TYPES", value_delimiter = ',', default_value = crate::files::compress::DEFAULT_TYPES, help_heading = "Compression")]
+    pub compress_types: Vec<String>,
+
+    /// Smallest file compressed on the fly, in bytes.
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_name = "BYTES",
+        help_heading = "Compression"
+    )]
+    pub compress_min: u64,
+
+    /// Memory for compressed variants, shared by all sites (K, M, G suffixes; the
+    /// least recently used are dropped past it).
+    #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = size, help_heading = "Compression")]
+    pub compress_cache: u64,
+}
+
+/// A size in bytes with an optional K, M or G suffix (powers of 1024).
+pub fn size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.as_bytes().last() {
+        Some(b'k' | b'K') => (&t[..t.len() - 1], 10),
+        Some(b'm' | b'M') => (&t[..t.len() - 1], 20),
+        Some(b'g' | b'G') => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number of bytes with an optional K, M or G"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{s:?}: too large"))
 }

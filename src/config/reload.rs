@@ -14,6 +14,11 @@
 //! a worker planning a response keeps the sites it loaded until it is done.
 //! Process-level settings (port, binds, threads, limits) would need new sockets or
 //! threads: a change to them is logged and ignored.
+//!
+//! Each SIGHUP's outcome goes to the callback the driver gives [`Reloader::start`],
+//! which counts it for the statistics page: `config_generation` grows by one for
+//! each configuration that took, `config_reloads_failed` for each that did not, with
+//! `config_reload_error` saying why until a later reload succeeds.
 
 use std::ffi::OsString;
 use std::io;
@@ -49,6 +54,9 @@ pub struct Reloader {
     failed: Option<Vec<Option<(u64, u64)>>>,
 }
 
+/// Told the outcome of each SIGHUP reload: `Ok`, or the reason it failed.
+pub type Outcome = Box<dyn Fn(Result<(), String>) + Send>;
+
 /// Asks the reload thread to reload; dropping every trigger ends the thread.
 #[derive(Debug, Clone)]
 pub struct Trigger(Sender<()>);
@@ -78,11 +86,13 @@ impl Reloader {
     /// Starts the reload thread, which swaps new sites into `running`; it runs
     /// until every [`Trigger`] is dropped. The file caches of all sites share
     /// `file_fds` descriptors, and descriptors were set aside for `budgeted` sites.
+    /// `outcome` hears how each SIGHUP reload ended.
     pub fn start(
         self,
         running: Arc<ArcSwap<Sites>>,
         file_fds: usize,
         budgeted: usize,
+        outcome: Outcome,
     ) -> io::Result<(Trigger, JoinHandle<()>)> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let mut state = Running {
@@ -90,6 +100,7 @@ impl Reloader {
             sites: running,
             file_fds,
             budgeted,
+            outcome,
         };
         let thread = std::thread::Builder::new()
             .name("hearth-reload".into())
@@ -109,13 +120,17 @@ struct Running {
     sites: Arc<ArcSwap<Sites>>,
     file_fds: usize,
     budgeted: usize,
+    outcome: Outcome,
 }
 
 impl Running {
     fn run(&mut self, rx: &Receiver<()>) {
         loop {
             match rx.recv_timeout(ROOT_CHECK) {
-                Ok(()) => self.reload(),
+                Ok(()) => {
+                    let outcome = self.reload();
+                    (self.outcome)(outcome);
+                }
                 Err(RecvTimeoutError::Timeout) => self.check_roots(),
                 Err(RecvTimeoutError::Disconnected) => return,
             }
@@ -153,8 +168,9 @@ impl Running {
 
     /// Loads the configuration again (the file, or the running one) and builds its
     /// sites, resolving every root anew; on success swaps them in with the log
-    /// level, on failure reports why and leaves everything as it was.
-    fn reload(&mut self) {
+    /// level, on failure reports why, leaves everything as it was and returns the
+    /// reason.
+    fn reload(&mut self) -> Result<(), String> {
         let r = &mut self.reloader;
         let loaded = match &r.file {
             Some(_) => config_file::load(&r.argv).map_err(|e| e.to_string()),
@@ -175,7 +191,7 @@ impl Running {
                 r.report(&format!(
                     "{what} failed, keeping the running configuration: {e}"
                 ));
-                return;
+                return Err(e);
             }
         };
         for (key, value) in &loaded.values {
@@ -204,6 +220,7 @@ impl Running {
         }
         r.failed = None;
         r.current = loaded;
+        Ok(())
     }
 }
 

@@ -105,6 +105,8 @@ pub struct Settings {
     pub health_path: String,
     /// Stats path.
     pub stats_path: Option<String>,
+    /// Prometheus metrics path.
+    pub metrics_path: Option<String>,
     /// Networks allowed to read stats besides loopback.
     pub stats_allow: Vec<Cidr>,
     /// Worker threads.
@@ -121,6 +123,8 @@ pub struct Settings {
     pub grace_ms: u64,
     /// Wait for EPOLLOUT before the first write of every response.
     pub defer_write: bool,
+    /// Bytes of compressed variants kept (`--compress-cache`).
+    pub compress_cache: u64,
 }
 
 impl Settings {
@@ -275,6 +279,7 @@ impl Settings {
         for (name, p) in [
             ("--health-path", Some(&cfg.health_path)),
             ("--stats-path", cfg.stats_path.as_ref()),
+            ("--metrics-path", cfg.metrics_path.as_ref()),
         ] {
             if let Some(p) = p.filter(|p| !p.is_empty()) {
                 if !p.starts_with('/') {
@@ -309,6 +314,7 @@ impl Settings {
             header_timeout_ms: cfg.header_timeout.max(1) * 1000,
             health_path: cfg.health_path.clone(),
             stats_path: cfg.stats_path.clone().filter(|p| !p.is_empty()),
+            metrics_path: cfg.metrics_path.clone().filter(|p| !p.is_empty()),
             stats_allow,
             workers,
             reactors,
@@ -317,6 +323,7 @@ impl Settings {
             sites: sites.max(1),
             grace_ms: cfg.grace * 1000,
             defer_write: cfg.defer_write,
+            compress_cache: cfg.compress_cache,
         })
     }
 }

@@ -13,6 +13,7 @@ pub use crate::config::file::PathRule;
 use crate::config::routes::{ErrorPages, TryFiles};
 use crate::config::settings::{header_field, header_line, header_value, ConfigError};
 use crate::config::Config;
+use crate::files::compress::Policy;
 use crate::files::Files;
 
 /// One site: where files come from and the headers its responses carry.
@@ -40,6 +41,8 @@ pub struct Site {
     pub try_files: Option<TryFiles>,
     /// `--error-page`: files served as the bodies of error responses.
     pub error_pages: ErrorPages,
+    /// What is compressed on the fly; `None` with `--compress off`.
+    pub compress: Option<Policy>,
 }
 
 impl Site {
@@ -100,6 +103,7 @@ impl Site {
         }
         let try_files = cfg.try_files.as_deref().map(TryFiles::parse).transpose()?;
         let error_pages = ErrorPages::parse(&cfg.error_pages)?;
+        let policy = Policy::new(&cfg.compress_types, cfg.compress_min).map_err(ConfigError)?;
         let files = Files::new(
             &cfg.root,
             cfg.follow_symlinks,
@@ -107,6 +111,7 @@ impl Site {
             fd_budget,
             cfg.precompressed,
         )
+        .map(|f| f.with_precompressed_check(cfg.precompressed_check))
         .map_err(|e| ConfigError(format!("root {:?}: {e}", cfg.root)))?;
         Ok(Site {
             files,
@@ -119,6 +124,7 @@ impl Site {
             rules,
             try_files,
             error_pages,
+            compress: cfg.compress.then_some(policy),
         })
     }
 

@@ -7,6 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::driver::transport::{Outgoing, Transport, WriteStatus};
 use crate::http::body::Body;
@@ -138,6 +139,11 @@ pub struct Conn {
     timer_at: Option<u64>,
     /// The stats gauge the connection is counted in (left when it is dropped).
     gauge: GaugeSlot,
+    /// When the head of the request being answered was complete, for the
+    /// request-duration histogram.
+    started: Option<Instant>,
+    /// A response has been sent on this connection.
+    served: bool,
 }
 
 impl Conn {
@@ -165,6 +171,8 @@ impl Conn {
             deadline: now + timeouts.head_ms,
             timer_at: None,
             gauge: GaugeSlot::new(stats, Gauge::Reading),
+            started: None,
+            served: false,
         }
     }
 
@@ -206,6 +214,17 @@ impl Conn {
     /// True when idle between requests: nothing buffered, nothing to write.
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Head) && self.buf.is_empty()
+    }
+
+    /// True when idle after at least one response: a keep-alive connection that a
+    /// stop may close. (A new connection may have its first request on the way.)
+    pub fn is_kept_alive(&self) -> bool {
+        self.served && self.is_idle()
+    }
+
+    /// Whether a response has been sent on this connection.
+    pub fn served(&self) -> bool {
+        self.served
     }
 
     /// Received bytes not yet consumed.
@@ -420,13 +439,22 @@ impl Conn {
         }
     }
 
+    /// The head of a request was complete at `at` (its response time runs from
+    /// there).
+    pub fn begin_request(&mut self, at: Instant) {
+        self.started = Some(at);
+    }
+
     /// The response is out: keeps the larger of the connection's head buffer and
-    /// `spare` in `spare` (an idle connection holds none).
-    pub fn finish_response(&mut self, spare: &mut Vec<u8>) {
+    /// `spare` in `spare` (an idle connection holds none). Returns how long it took
+    /// from the request's complete head.
+    pub fn finish_response(&mut self, spare: &mut Vec<u8>) -> Option<Duration> {
         if self.out.head.capacity() > spare.capacity() {
             std::mem::swap(&mut self.out.head, spare);
         }
         self.out = Outgoing::default();
+        self.served = true;
+        self.started.take().map(|t| t.elapsed())
     }
 
     /// Goes on to the next request at `now`: idle (`--timeout`) when nothing is

@@ -5,7 +5,8 @@
 //! `worker` pool through the queue; a worker drives one connection (read → parse →
 //! respond → write) and re-arms it. `conn` is one connection with its state, its
 //! deadline and the transport it reads and writes through; `shared`, `slots` and
-//! `timer` hold what reactors and workers share.
+//! `timer` hold what reactors and workers share; `upgrade` hands the listening
+//! sockets to a new process on SIGUSR2.
 //!
 //! May import: `serve`, `obs`, `config`, `files`, `http`, `sys`, `clock`, `format`.
 //! Nothing else imports the driver but `lib.rs`.
@@ -17,4 +18,5 @@ pub mod shared;
 pub mod slots;
 pub mod timer;
 pub mod transport;
+pub mod upgrade;
 pub mod worker;

@@ -109,7 +109,16 @@ impl Server {
         } else {
             Spread::Exclusive
         };
-        let listeners = bind_all(&addrs, settings.reactors, spread, cfg)?;
+        // Sockets handed over by a process restarting on SIGUSR2; those not used are
+        // closed at the end of this function.
+        let mut inherited = crate::driver::upgrade::inherited();
+        let listeners = bind_all(&addrs, settings.reactors, spread, cfg, &mut inherited)?;
+        if !inherited.is_empty() {
+            log::warn!(
+                "{} inherited listening sockets are not configured here; closed",
+                inherited.len()
+            );
+        }
         let local = listeners[0]
             .sockets
             .iter()
@@ -178,9 +187,11 @@ impl Server {
         let workers = spawn_workers(&self.shared, &self.queue_rx, logs.as_deref())?;
         drop(self.queue_rx);
         let s = &self.shared.settings;
+        let stats = self.shared.stats.clone();
+        let outcome = Box::new(move |o| stats.reloads.count(o));
         let (trigger, reload_thread) =
             self.reloader
-                .start(self.shared.sites.clone(), s.file_fds, s.sites)?;
+                .start(self.shared.sites.clone(), s.file_fds, s.sites, outcome)?;
         let control = Control {
             signals: self.signals,
             logs: logs.clone(),
@@ -207,7 +218,12 @@ impl Server {
             log::error!("the reload thread panicked");
         }
         if let Some(p) = &self.pid_file {
-            let _ = std::fs::remove_file(p);
+            // After a SIGUSR2 restart the file names the new process: leave it.
+            let ours = std::fs::read_to_string(p)
+                .is_ok_and(|s| s.trim() == std::process::id().to_string());
+            if ours {
+                let _ = std::fs::remove_file(p);
+            }
         }
         log::info!("stopped");
         if let Some(l) = &logs {
@@ -293,6 +309,7 @@ fn bind_all(
     reactors: usize,
     spread: Spread,
     cfg: &Config,
+    inherited: &mut Vec<TcpListener>,
 ) -> Result<Vec<Listeners>, StartError> {
     let per_reactor = spread == Spread::ReusePort && reactors > 1;
     let opts = sys::ListenOptions {
@@ -314,6 +331,10 @@ fn bind_all(
                     .map_err(io_error("local address"))?
                     .port(),
             );
+        }
+        if let Some(l) = crate::driver::upgrade::take(inherited, addr) {
+            bound.push(l);
+            continue;
         }
         let opts = sys::ListenOptions {
             v6only: v6only(&addr, any_v4),

@@ -13,7 +13,8 @@ use crate::config::settings::Settings;
 use crate::config::site::Sites;
 use crate::driver::conn::{Conn, Token};
 use crate::driver::slots::Slots;
-use crate::obs::stats::{Snapshot, Stats};
+use crate::files::compress::Compressor;
+use crate::obs::stats::{CompressSnapshot, Snapshot, Stats};
 use crate::serve::handler::Context;
 use crate::sys::{self, Epoll, EventFd};
 
@@ -131,6 +132,8 @@ pub struct Shared {
     pub sites: Arc<ArcSwap<Sites>>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// Variants compressed on the fly, for every site (they outlive a reload).
+    pub compressor: Compressor,
     /// Set once a stop has begun.
     pub draining: AtomicBool,
     /// Accepting failed for lack of descriptors or memory and has not succeeded
@@ -149,6 +152,7 @@ impl Shared {
     /// Shared state over `links`.
     pub fn new(settings: Settings, sites: Sites, links: Vec<Link>) -> Shared {
         Shared {
+            compressor: Compressor::new(settings.compress_cache),
             settings,
             sites: Arc::new(ArcSwap::from_pointee(sites)),
             stats: Arc::new(Stats::default()),
@@ -238,6 +242,10 @@ impl Context for Shared {
         Shared::is_draining(self)
     }
 
+    fn compressor(&self) -> &Compressor {
+        &self.compressor
+    }
+
     /// A snapshot of the counters, with each reactor's open connections.
     fn snapshot(&self) -> Snapshot {
         let per_reactor = self
@@ -250,7 +258,18 @@ impl Context for Shared {
                 )
             })
             .collect();
-        self.stats
-            .snapshot(self.queue_len(), self.settings.workers, per_reactor)
+        let mut snap = self
+            .stats
+            .snapshot(self.queue_len(), self.settings.workers, per_reactor);
+        let c = self.compressor.counts();
+        snap.compress = CompressSnapshot {
+            hits: c.hits,
+            misses: c.misses,
+            compressions: c.compressions,
+            bytes: c.bytes,
+            entries: c.entries,
+            evictions: c.evictions,
+        };
+        snap
     }
 }

@@ -135,26 +135,28 @@ fn write_plain(
 /// `writev`), then the body. Advances the positions; `None` when all is sent.
 fn send_step(fd: RawFd, out: &mut Outgoing) -> io::Result<Option<usize>> {
     let head = &out.head[out.pos..];
+    // A multipart body is sent piece by piece; `more` says bytes follow the piece.
+    let (body, more) = out.body.current();
     if !head.is_empty() {
-        let n = match &out.body {
+        let n = match body {
             Body::Memory { bytes, pos, end } => {
                 sys::writev2(fd, head, &bytes.as_slice()[*pos..*end])?
             }
-            Body::File { .. } => sys::send(fd, head, true)?,
-            Body::Empty => sys::send(fd, head, false)?,
+            Body::File { .. } | Body::Parts(_) => sys::send(fd, head, true)?,
+            Body::Empty => sys::send(fd, head, more)?,
         };
         let from_head = n.min(head.len());
         out.pos += from_head;
-        if let Body::Memory { pos, .. } = &mut out.body {
+        if let Body::Memory { pos, .. } = body {
             *pos += n - from_head;
         }
         return Ok(Some(n));
     }
-    match &mut out.body {
-        Body::Empty => Ok(None),
+    match body {
+        Body::Empty | Body::Parts(_) => Ok(None),
         Body::Memory { pos, end, .. } if *pos >= *end => Ok(None),
         Body::Memory { bytes, pos, end } => {
-            let n = sys::send(fd, &bytes.as_slice()[*pos..*end], false)?;
+            let n = sys::send(fd, &bytes.as_slice()[*pos..*end], more)?;
             *pos += n;
             Ok(Some(n))
         }
@@ -173,12 +175,7 @@ fn send_step(fd: RawFd, out: &mut Outgoing) -> io::Result<Option<usize>> {
 impl Outgoing {
     /// Whether nothing is left to send.
     pub fn is_done(&self) -> bool {
-        self.pos >= self.head.len()
-            && match &self.body {
-                Body::Empty => true,
-                Body::Memory { pos, end, .. } => pos >= end,
-                Body::File { offset, end, .. } => offset >= end,
-            }
+        self.pos >= self.head.len() && self.body.remaining() == 0
     }
 
     /// Puts `bytes` before what is left of the head (the unsent part of an interim

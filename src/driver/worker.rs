@@ -6,6 +6,7 @@
 use std::ops::ControlFlow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
@@ -128,7 +129,9 @@ impl Worker {
     /// A response is out (at `now`): close, linger, or go on to the next request.
     fn written(&mut self, c: &mut Conn, now: u64) -> Step {
         let after = c.after();
-        c.finish_response(self.handler.head_mut());
+        if let Some(took) = c.finish_response(self.handler.head_mut()) {
+            self.shared.stats.durations.observe(took);
+        }
         let after = match after {
             After::KeepAlive if !self.shared.is_draining() => After::KeepAlive,
             // Unread input (bytes after a bad head) would turn close into a reset
@@ -154,6 +157,7 @@ impl Worker {
         if c.input().is_empty() {
             return ControlFlow::Break(wait_input(c));
         }
+        let begun = Instant::now();
         let plan = match request::parse(c.input(), &self.shared.settings.limits) {
             Ok(Parsed::Partial) => return ControlFlow::Break(wait_input(c)),
             Ok(Parsed::Complete(head)) => {
@@ -167,6 +171,7 @@ impl Worker {
                 self.handler.reject(c.peer(), why)
             }
         };
+        c.begin_request(begun);
         self.apply(c, plan);
         ControlFlow::Continue(())
     }
@@ -235,7 +240,7 @@ impl Worker {
             }
             Next::Read => {
                 if c.is_idle() {
-                    if self.shared.is_draining() {
+                    if self.shared.is_draining() && c.served() {
                         return self.close(c);
                     }
                     if let Some(buf) = c.spare_buffer() {

@@ -77,6 +77,27 @@ impl Entry {
         &self.path
     }
 
+    /// This file compressed on the fly: its own entity tag (the file's, with `c-`
+    /// and the coding, so it never equals the file's or a sibling's), the file's
+    /// type and dates.
+    pub(super) fn encoded(&self, coding: Coding, bytes: Vec<u8>) -> Entry {
+        let mut etag = String::with_capacity(self.etag.len() + 8);
+        etag.push_str(self.etag.trim_end_matches('"'));
+        etag.push_str("-c-");
+        etag.push_str(coding.token());
+        etag.push('"');
+        Entry {
+            len: bytes.len() as u64,
+            etag,
+            content: Content::Memory(bytes.into()),
+            coding: Some(coding),
+            variants: Variants::default(),
+            path: self.path.clone(),
+            stamp: None,
+            ..*self
+        }
+    }
+
     /// True if the response depends on `Accept-Encoding` (siblings are served).
     pub fn varies(&self) -> bool {
         self.variants.any()

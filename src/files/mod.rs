@@ -2,6 +2,7 @@
 //! symlink and dotfile policies, MIME types, a cache of hot files, and listings.
 
 mod cache;
+pub mod compress;
 mod entry;
 mod listing;
 mod path;
@@ -26,8 +27,8 @@ use entry::sibling_identity;
 pub use entry::{Content, Entry};
 use listing::Listings;
 pub use path::{content_type, encode_path, html_escape, is_hidden, normalize};
-pub use variants::Coding;
-use variants::{StaleLog, Variants, CODINGS};
+pub use variants::{choose, Coding, CODINGS};
+use variants::{StaleLog, Variants};
 use watch::{Stamp, Watch};
 
 /// Files up to this size are kept in memory and written with the head in one `writev`.
@@ -88,10 +89,14 @@ pub struct Files {
     /// another directory than the one held.
     configured: PathBuf,
     root_dir: OwnedFd,
+    /// The root's device and inode.
+    root_id: (u64, u64),
     follow_symlinks: bool,
     autoindex: bool,
     /// Serve precompressed siblings.
     precompressed: bool,
+    /// Skip siblings older than their file (`--precompressed-check on`).
+    precompressed_check: bool,
     /// False once the kernel has said it lacks openat2.
     beneath: AtomicBool,
     cache: Cache,
@@ -114,7 +119,9 @@ impl Files {
         let configured = root.to_path_buf();
         let root = root.canonicalize()?;
         let root_dir = sys::open_dir_path(&root)?;
+        let st = sys::fstat(root_dir.as_fd())?;
         Ok(Files {
+            root_id: (st.dev, st.ino),
             watch: Watch::new(&root),
             configured,
             root,
@@ -122,11 +129,25 @@ impl Files {
             follow_symlinks,
             autoindex,
             precompressed,
+            precompressed_check: true,
             beneath: AtomicBool::new(!follow_symlinks),
             cache: Cache::new(fd_budget),
             listings: Listings::default(),
             stale: StaleLog::default(),
         })
+    }
+
+    /// With `false`, a sibling is served whatever its modification time
+    /// (`--precompressed-check off`); by default one older than its file is skipped.
+    pub fn with_precompressed_check(mut self, check: bool) -> Files {
+        self.precompressed_check = check;
+        self
+    }
+
+    /// The root directory's device and inode: what identifies the root to caches
+    /// that outlive this value (a reload opens the same root again).
+    pub fn root_id(&self) -> (u64, u64) {
+        self.root_id
     }
 
     /// The canonical root.
@@ -366,7 +387,7 @@ impl Files {
     ) -> io::Result<Option<(Entry, bool)>> {
         let (file, direct) = self.open(name)?;
         let st = sys::fstat(file.as_fd())?;
-        if st.mtime < src.mtime {
+        if self.precompressed_check && stale(&st, src) {
             // A build artifact left from an older version of the file.
             self.stale.report(name, st.mtime);
             return Ok(None);
@@ -376,9 +397,32 @@ impl Files {
     }
 }
 
+/// Whether a sibling with status `sibling` is older than its file's `src`, in whole
+/// seconds: `brotli -k` and `gzip -k` copy the modification time without its
+/// nanoseconds, so a finer comparison would call every such output stale.
+fn stale(sibling: &FileStat, src: &FileStat) -> bool {
+    sibling.mtime.0 < src.mtime.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn siblings_are_stale_by_whole_seconds() {
+        let at = |secs, nanos| FileStat {
+            dev: 1,
+            ino: 1,
+            size: 1,
+            mode: libc::S_IFREG | 0o644,
+            nlink: 1,
+            mtime: (secs, nanos),
+            ctime: (0, 0),
+        };
+        assert!(!stale(&at(100, 0), &at(100, 999_999_999)));
+        assert!(!stale(&at(101, 0), &at(100, 5)));
+        assert!(stale(&at(99, 999_999_999), &at(100, 0)));
+    }
 
     fn file(e: &Lookup) -> &Entry {
         match e {

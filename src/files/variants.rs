@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use super::entry::{Entry, Identity};
 
 /// A content coding a sibling may carry, in the order preferred at equal quality.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Coding {
     /// Brotli, `F.br`.
     Br,
@@ -20,7 +20,7 @@ pub enum Coding {
 }
 
 /// Every coding, best first.
-pub(super) const CODINGS: [Coding; 3] = [Coding::Br, Coding::Zstd, Coding::Gzip];
+pub const CODINGS: [Coding; 3] = [Coding::Br, Coding::Zstd, Coding::Gzip];
 
 impl Coding {
     /// The `Content-Encoding` token.
@@ -93,7 +93,7 @@ fn qvalue(v: &str) -> Option<u16> {
 /// file itself; equal qualities go to the earlier coding; `q=0` excludes; `*` covers
 /// codings not named. An explicit `identity` of higher quality than every sibling
 /// keeps the file itself.
-pub(super) fn choose(accept: Option<&str>, served: [bool; 3]) -> Option<usize> {
+pub fn choose(accept: Option<&str>, served: [bool; 3]) -> Option<usize> {
     let accept = accept?;
     let mut q: [Option<u16>; 3] = [None; 3];
     let (mut star, mut identity) = (None, None);
@@ -156,7 +156,10 @@ impl StaleLog {
             seen.clear();
         }
         if seen.insert((path.into(), mtime)) {
-            log::warn!("{path:?} is older than the file it compresses; not serving it");
+            log::warn!(
+                "{path:?} is older than the file it compresses (in whole seconds); not serving \
+                 it (--precompressed-check off serves it anyway)"
+            );
         }
     }
 }

@@ -60,4 +60,46 @@ pub enum Body {
         /// One past the last byte to send.
         end: u64,
     },
+    /// Several bodies sent one after the other (a `multipart/byteranges` response:
+    /// part headers in memory, ranges of a file or of memory).
+    Parts(Box<Parts>),
+}
+
+/// The pieces of a [`Body::Parts`], none of them `Parts` itself.
+#[derive(Debug)]
+pub struct Parts {
+    /// The pieces in order.
+    pub pieces: Vec<Body>,
+    /// The first piece not yet wholly sent.
+    pub next: usize,
+}
+
+impl Body {
+    /// Bytes left to send.
+    pub fn remaining(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Memory { pos, end, .. } => end.saturating_sub(*pos) as u64,
+            Body::File { offset, end, .. } => end.saturating_sub(*offset),
+            Body::Parts(p) => p.pieces[p.next..].iter().map(Body::remaining).sum(),
+        }
+    }
+
+    /// The piece being sent (itself unless it is `Parts`), skipping pieces already
+    /// sent, and whether other bytes follow it.
+    pub fn current(&mut self) -> (&mut Body, bool) {
+        if matches!(self, Body::Parts(p) if p.pieces.is_empty()) {
+            return (self, false);
+        }
+        match self {
+            Body::Parts(p) => {
+                while p.next + 1 < p.pieces.len() && p.pieces[p.next].remaining() == 0 {
+                    p.next += 1;
+                }
+                let more = p.next + 1 < p.pieces.len();
+                (&mut p.pieces[p.next], more)
+            }
+            other => (other, false),
+        }
+    }
 }

@@ -15,7 +15,7 @@ pub struct Validators<'a> {
 }
 
 /// What to send for a file request once the preconditions and Range are evaluated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// 200 with the whole file.
     Full,
@@ -25,6 +25,9 @@ pub enum Decision {
     PreconditionFailed,
     /// 206 with bytes `start..=end`.
     Partial(u64, u64),
+    /// 206 with `multipart/byteranges`: several ranges, sorted, coalesced, none
+    /// touching another.
+    Multi(Box<Ranges>),
     /// 416.
     Unsatisfiable,
 }
@@ -81,10 +84,11 @@ pub fn evaluate(head: &Head<'_>, v: &Validators<'_>, size: u64, get: bool, safe:
     match head.range {
         Some(range) if get && if_range_holds(head.if_range, v) => match parse_range(range, size) {
             Some(RangeSet::One(a, b)) => Decision::Partial(a, b),
+            Some(RangeSet::Many(r)) => Decision::Multi(r),
             Some(RangeSet::None) => Decision::Unsatisfiable,
-            // Several satisfiable ranges: the whole file (RFC 9110 §14.2 lets a server
-            // ignore Range), which also avoids many-small-ranges amplification.
-            Some(RangeSet::Many) | None => Decision::Full,
+            // Too many ranges, or more bytes than the file: the whole file (RFC 9110
+            // §14.2 lets a server ignore Range), not an amplified response.
+            Some(RangeSet::TooMany) | None => Decision::Full,
         },
         _ => Decision::Full,
     }
@@ -100,15 +104,76 @@ fn if_range_holds(if_range: Option<&str>, v: &Validators<'_>) -> bool {
     }
 }
 
+/// The most ranges one request may ask for; past it the whole file is sent.
+pub const MAX_RANGES: usize = 16;
+
+/// Several satisfiable ranges (inclusive bounds), at most [`MAX_RANGES`], kept
+/// without allocating.
+#[derive(Debug, Clone, Copy)]
+pub struct Ranges {
+    len: usize,
+    r: [(u64, u64); MAX_RANGES],
+}
+
+impl PartialEq for Ranges {
+    fn eq(&self, other: &Ranges) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Ranges {}
+
+impl Ranges {
+    const EMPTY: Ranges = Ranges {
+        len: 0,
+        r: [(0, 0); MAX_RANGES],
+    };
+
+    /// The ranges, in order.
+    pub fn as_slice(&self) -> &[(u64, u64)] {
+        &self.r[..self.len]
+    }
+
+    fn push(&mut self, range: (u64, u64)) -> bool {
+        if self.len == MAX_RANGES {
+            return false;
+        }
+        self.r[self.len] = range;
+        self.len += 1;
+        true
+    }
+
+    /// Sorts the ranges and merges those that overlap or touch.
+    fn coalesce(&mut self) {
+        let n = self.len;
+        self.r[..n].sort_unstable();
+        let mut out = 0;
+        for i in 1..n {
+            let (a, b) = self.r[i];
+            let last = &mut self.r[out];
+            if a <= last.1.saturating_add(1) {
+                last.1 = last.1.max(b);
+            } else {
+                out += 1;
+                self.r[out] = (a, b);
+            }
+        }
+        self.len = if n == 0 { 0 } else { out + 1 };
+    }
+}
+
 /// The satisfiable ranges of a `Range` header for a representation of `size` bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RangeSet {
     /// None is satisfiable: 416.
     None,
-    /// Exactly one, inclusive bounds.
+    /// Exactly one once coalesced, inclusive bounds.
     One(u64, u64),
-    /// More than one.
-    Many,
+    /// Several, sorted and coalesced.
+    Many(Box<Ranges>),
+    /// More than [`MAX_RANGES`], or more bytes in all than the representation: the
+    /// whole representation is sent instead.
+    TooMany,
 }
 
 fn digits(s: &str) -> Option<u64> {
@@ -124,14 +189,16 @@ pub fn parse_range(header: &str, size: u64) -> Option<RangeSet> {
     if !unit.trim().eq_ignore_ascii_case("bytes") {
         return None;
     }
-    let mut found: Option<(u64, u64)> = None;
-    let mut count = 0usize;
+    let mut found = Ranges::EMPTY;
+    let mut asked = 0usize;
+    let mut total = 0u64;
     let mut any = false;
     for spec in specs.split(',').map(|s| s.trim_matches([' ', '\t'])) {
         if spec.is_empty() {
             continue;
         }
         any = true;
+        asked += 1;
         let (first, last) = spec.split_once('-')?;
         let bounds = if first.is_empty() {
             let n = digits(last)?;
@@ -148,24 +215,40 @@ pub fn parse_range(header: &str, size: u64) -> Option<RangeSet> {
             }
             (a < size).then(|| (a, b.map_or(size - 1, |b| b.min(size - 1))))
         };
-        if let Some(r) = bounds {
-            count += 1;
-            found = Some(r);
+        if let Some((a, b)) = bounds {
+            total = total.saturating_add(b - a + 1);
+            if !found.push((a, b)) {
+                asked = usize::MAX;
+            }
         }
     }
     if !any {
         return None;
     }
-    Some(match (count, found) {
-        (0, _) | (_, None) => RangeSet::None,
-        (1, Some((a, b))) => RangeSet::One(a, b),
-        _ => RangeSet::Many,
+    // Every member counts, satisfiable or not, and before coalescing: the checks
+    // are on what the client asked for.
+    if asked > MAX_RANGES || total > size {
+        return Some(RangeSet::TooMany);
+    }
+    found.coalesce();
+    Some(match found.as_slice() {
+        [] => RangeSet::None,
+        [(a, b)] => RangeSet::One(*a, *b),
+        _ => RangeSet::Many(Box::new(found)),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn many(r: &[(u64, u64)]) -> RangeSet {
+        let mut m = Ranges::EMPTY;
+        for &x in r {
+            m.push(x);
+        }
+        RangeSet::Many(Box::new(m))
+    }
 
     #[test]
     fn ranges() {
@@ -179,8 +262,20 @@ mod tests {
             ("bytes=100-", 100, Some(None)),
             ("bytes=-0", 100, Some(None)),
             ("bytes=0-0", 0, Some(None)),
-            ("bytes=0-1,5-6", 100, Some(Many)),
+            ("bytes=0-1,5-6", 100, Some(many(&[(0, 1), (5, 6)]))),
+            ("bytes=50-59, 0-9", 100, Some(many(&[(0, 9), (50, 59)]))),
             ("bytes=0-1, 500-600", 100, Some(One(0, 1))),
+            // Overlapping and adjacent ranges are merged.
+            ("bytes=0-9,5-14", 100, Some(One(0, 14))),
+            (
+                "bytes=0-9,10-19,30-39",
+                100,
+                Some(many(&[(0, 19), (30, 39)])),
+            ),
+            ("bytes=0-9,-5", 100, Some(many(&[(0, 9), (95, 99)]))),
+            // More bytes than the file, or too many ranges: the whole file.
+            ("bytes=0-59,40-99", 100, Some(TooMany)),
+            ("bytes=0-,0-", 100, Some(TooMany)),
             ("bytes=9-1", 100, Option::None),
             ("bytes=a-b", 100, Option::None),
             ("items=0-1", 100, Option::None),
@@ -194,6 +289,12 @@ mod tests {
         for (h, size, want) in cases {
             assert_eq!(parse_range(h, *size), *want, "{h} / {size}");
         }
+        let spec = |n: u64| {
+            let list: Vec<String> = (0..n).map(|i| format!("{}-{}", i * 4, i * 4)).collect();
+            format!("bytes={}", list.join(","))
+        };
+        assert!(matches!(parse_range(&spec(16), 100), Some(Many(r)) if r.as_slice().len() == 16));
+        assert_eq!(parse_range(&spec(17), 100), Some(TooMany));
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Observability: the server log and the access log (`logging`), and the counters
-//! behind the statistics page (`stats`).
+//! Observability: the server log and the access log (`logging`), the counters
+//! behind the statistics page (`stats`), and the same in Prometheus's format
+//! (`prometheus`).
 //!
 //! May import: `config`, `http`, `sys`, `clock`, `format`.
 
 pub mod logging;
+pub mod prometheus;
 pub mod stats;

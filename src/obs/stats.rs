@@ -1,9 +1,109 @@
 //! Live counters: plain atomics, updated without locks on the hot path.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+/// Upper bounds of the request-duration histogram buckets, in microseconds (the
+/// last bucket, `+Inf`, is implied).
+pub const DURATION_BUCKETS_US: [u64; 14] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000,
+];
+
+/// Request durations: one counter per bucket (not cumulative), their sum and count.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; DURATION_BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one duration.
+    pub fn observe(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = DURATION_BUCKETS_US.partition_point(|&b| b < us);
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+    }
+
+    fn read(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Relaxed)),
+            sum_us: self.sum_us.load(Relaxed),
+        }
+    }
+}
+
+/// A histogram as read once.
+#[derive(Debug, Clone, Default)]
+pub struct HistogramSnapshot {
+    /// Per bucket, not cumulative; the last is `+Inf`.
+    pub buckets: [u64; DURATION_BUCKETS_US.len() + 1],
+    /// Sum of the durations, microseconds.
+    pub sum_us: u64,
+}
+
+/// What the configuration reloads did: the generation counts configurations that
+/// took (1 at start), so a script can tell whether its SIGHUP did.
+#[derive(Debug)]
+pub struct Reloads {
+    /// Configurations in force so far, the first included.
+    pub generation: AtomicU64,
+    /// Reloads that failed (the running configuration stayed).
+    pub failed: AtomicU64,
+    /// Why the last failed reload failed, until one succeeds.
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl Reloads {
+    /// Counts one reload: a configuration that took (after it was swapped in, so
+    /// whoever sees the new generation is answered from it), or the reason it did
+    /// not.
+    pub fn count(&self, outcome: Result<(), String>) {
+        match outcome {
+            Ok(()) => {
+                *self.last_error.lock() = None;
+                let generation = self.generation.fetch_add(1, SeqCst) + 1;
+                log::info!("configuration generation {generation}");
+            }
+            Err(e) => {
+                *self.last_error.lock() = Some(e);
+                self.failed.fetch_add(1, SeqCst);
+            }
+        }
+    }
+}
+
+impl Default for Reloads {
+    fn default() -> Self {
+        Reloads {
+            generation: AtomicU64::new(1),
+            failed: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+        }
+    }
+}
+
+/// Counters of the on-the-fly compression cache, read once.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompressSnapshot {
+    /// Responses served from the cache.
+    pub hits: u64,
+    /// Requests that found no cached variant.
+    pub misses: u64,
+    /// Variants compressed.
+    pub compressions: u64,
+    /// Bytes of compressed variants held.
+    pub bytes: u64,
+    /// Variants held.
+    pub entries: u64,
+    /// Variants dropped to stay within the size, or because their file changed.
+    pub evictions: u64,
+}
 
 /// Where a connection is in its life, for the Reading/Writing/Waiting gauges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +164,10 @@ pub struct Stats {
     pub bytes_sent: AtomicU64,
     /// Workers running `process()` now.
     pub busy: AtomicI64,
+    /// From a complete request head to the last byte of its response.
+    pub durations: Histogram,
+    /// Configuration reloads.
+    pub reloads: Reloads,
     reading: AtomicI64,
     writing: AtomicI64,
     waiting: AtomicI64,
@@ -79,6 +183,8 @@ impl Default for Stats {
             by_class: Default::default(),
             bytes_sent: AtomicU64::new(0),
             busy: AtomicI64::new(0),
+            durations: Histogram::default(),
+            reloads: Reloads::default(),
             reading: AtomicI64::new(0),
             writing: AtomicI64::new(0),
             waiting: AtomicI64::new(0),
@@ -117,6 +223,16 @@ pub struct Snapshot {
     pub workers: usize,
     /// Open connections and timer entries of each reactor.
     pub reactors: Vec<(usize, usize)>,
+    /// Request durations.
+    pub durations: HistogramSnapshot,
+    /// Configurations in force so far (1 at start).
+    pub config_generation: u64,
+    /// Failed reloads.
+    pub reloads_failed: u64,
+    /// Why the last reload failed, if it did.
+    pub reload_error: Option<String>,
+    /// The compression cache.
+    pub compress: CompressSnapshot,
 }
 
 impl Stats {
@@ -170,6 +286,11 @@ impl Stats {
             busy: self.busy.load(Relaxed).max(0),
             workers,
             reactors,
+            durations: self.durations.read(),
+            config_generation: self.reloads.generation.load(Relaxed),
+            reloads_failed: self.reloads.failed.load(Relaxed),
+            reload_error: self.reloads.last_error.lock().clone(),
+            compress: CompressSnapshot::default(),
         }
     }
 }
@@ -210,7 +331,23 @@ impl Snapshot {
         for (_, t) in &self.reactors {
             let _ = write!(s, " {t}");
         }
-        s.push('\n');
+        let z = &self.compress;
+        let _ = write!(
+            s,
+            "\ncompress_cache: hits={} misses={} compressions={} bytes={} entries={} evictions={}\n\
+             config_generation: {}\nconfig_reloads_failed: {}\n",
+            z.hits,
+            z.misses,
+            z.compressions,
+            z.bytes,
+            z.entries,
+            z.evictions,
+            self.config_generation,
+            self.reloads_failed
+        );
+        if let Some(e) = &self.reload_error {
+            let _ = writeln!(s, "config_reload_error: {}", one_line(e));
+        }
         s
     }
 
@@ -221,7 +358,9 @@ impl Snapshot {
             "{{\"uptime_s\":{},\"connections\":{{\"active\":{},\"reading\":{},\"writing\":{},\"idle\":{},\"total\":{},\"handled\":{}}},\
              \"requests\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\
              \"bytes_sent\":{},\"queue_depth\":{},\"workers_busy\":{},\"workers\":{},\
-             \"reactors\":{},\"reactor_active\":[{}],\"reactor_timers\":[{}]}}\n",
+             \"reactors\":{},\"reactor_active\":[{}],\"reactor_timers\":[{}],\
+             \"compress_cache\":{{\"hits\":{},\"misses\":{},\"compressions\":{},\"bytes\":{},\"entries\":{},\"evictions\":{}}},\
+             \"config_generation\":{},\"config_reloads_failed\":{},\"config_reload_error\":{}}}\n",
             self.uptime_s,
             self.active,
             self.reading,
@@ -242,11 +381,55 @@ impl Snapshot {
             self.reactors.len(),
             list(self.reactors.iter().map(|r| r.0)),
             list(self.reactors.iter().map(|r| r.1)),
+            self.compress.hits,
+            self.compress.misses,
+            self.compress.compressions,
+            self.compress.bytes,
+            self.compress.entries,
+            self.compress.evictions,
+            self.config_generation,
+            self.reloads_failed,
+            self.reload_error
+                .as_deref()
+                .map_or_else(|| "null".to_string(), json_string),
         )
     }
+}
+
+/// `s` on one line, for a line-oriented page.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Numbers joined by commas, for a JSON array.
 fn list(items: impl Iterator<Item = usize>) -> String {
     items.map(|n| n.to_string()).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings() {
+        assert_eq!(json_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
 }

@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::settings::Settings;
 use crate::config::site::{Site, Sites};
+use crate::files::compress::Compressor;
 use crate::files::{self, Content, Entry, Lookup};
 use crate::http::body::{Body, Bytes};
 use crate::http::error::{Refusal, Then};
@@ -18,6 +19,7 @@ use crate::http::response::{self as resp, unix_secs};
 use crate::http::Status;
 use crate::obs::logging::{self, AccessLog};
 use crate::obs::stats::{Snapshot, Stats};
+use crate::serve::multipart;
 use crate::serve::reply::{Frame, Plan, Reply};
 use crate::serve::routes;
 
@@ -37,6 +39,8 @@ pub trait Context {
     fn is_draining(&self) -> bool;
     /// A snapshot of the counters for the statistics page.
     fn snapshot(&self) -> Snapshot;
+    /// The cache of variants compressed on the fly.
+    fn compressor(&self) -> &Compressor;
 }
 
 /// A worker's request handler, with its reused buffers: answering a request for a
@@ -185,6 +189,9 @@ impl<C: Context> Handler<C> {
             if s.stats_path.as_deref() == Some(path) {
                 return self.stats(site, peer, h, query, frame);
             }
+            if s.metrics_path.as_deref() == Some(path) {
+                return self.stats(site, peer, h, Some("format=prometheus"), frame);
+            }
         }
         match h.method {
             Method::Options => self.options(site, h, frame),
@@ -225,13 +232,34 @@ impl<C: Context> Handler<C> {
         if h.method == Method::Other {
             return self.error(site, Status::MethodNotAllowed, f, None);
         }
-        let snap = self.ctx.snapshot();
-        let json = query.is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
-        let (ctype, text) = if json {
-            ("application/json", snap.json())
-        } else {
-            ("text/plain; charset=utf-8", snap.text())
+        let format = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter_map(|kv| kv.strip_prefix("format="))
+            .next_back()
+            .unwrap_or("text");
+        let render: fn(&Snapshot) -> String = match format {
+            "text" => Snapshot::text,
+            "json" => Snapshot::json,
+            "prometheus" => Snapshot::prometheus,
+            _ => {
+                // A typo must not look like the text page.
+                let body = b"unknown format; the formats are text, json and prometheus\n";
+                return self.memory(
+                    site,
+                    Status::BadRequest,
+                    f,
+                    "text/plain; charset=utf-8",
+                    Bytes::Static(body),
+                );
+            }
         };
+        let ctype = match format {
+            "json" => "application/json",
+            "prometheus" => "text/plain; version=0.0.4; charset=utf-8",
+            _ => "text/plain; charset=utf-8",
+        };
+        let text = render(&self.ctx.snapshot());
         self.memory(site, Status::Ok, f, ctype, Bytes::Owned(text.into_bytes()))
     }
 
@@ -283,12 +311,23 @@ impl<C: Context> Handler<C> {
     }
 
     fn entry(&mut self, site: &Site, h: &Head<'_>, e: &Arc<Entry>, frame: Frame) -> Plan {
-        // The file or a precompressed sibling; every response for a file that has
-        // siblings says it depends on Accept-Encoding.
-        let vary = e.varies();
+        // The file, a precompressed sibling, or the file compressed on the fly; every
+        // response for a file that has siblings or is compressible says it depends
+        // on Accept-Encoding.
+        let compressible = site.compress.as_ref().is_some_and(|p| p.applies(e));
+        let vary = e.varies() || compressible;
         // Header rules match the file served (an index file, a try-files result).
         let served = e.path();
-        let e = e.select(h.accept_encoding);
+        let sibling = e.select(h.accept_encoding);
+        let fly = if compressible && sibling.coding.is_none() {
+            files::choose(h.accept_encoding, [true; 3]).and_then(|i| {
+                let root = site.files.root_id();
+                self.ctx.compressor().get(root, e, files::CODINGS[i])
+            })
+        } else {
+            None
+        };
+        let e = fly.as_deref().unwrap_or(sibling);
         let v = Validators {
             etag: &e.etag,
             mtime: e.mtime,
@@ -298,6 +337,9 @@ impl<C: Context> Handler<C> {
             match precondition::evaluate(h, &v, e.len, h.method == Method::Get, true) {
                 Decision::Full => (0, e.len, Status::Ok),
                 Decision::Partial(a, b) => (a, b + 1, Status::PartialContent),
+                Decision::Multi(ranges) => {
+                    return self.multipart(site, e, served, frame, vary, ranges.as_slice())
+                }
                 Decision::NotModified => {
                     let mut reply = Reply::new(&mut self.head, Status::NotModified, frame, &[]);
                     let rules = site.file_headers(served, vary, &mut self.matched, reply.raw());
@@ -341,6 +383,29 @@ impl<C: Context> Handler<C> {
             },
         };
         reply.body(end - start, body)
+    }
+
+    /// A 206 with several ranges of `e` as `multipart/byteranges`.
+    fn multipart(
+        &mut self,
+        site: &Site,
+        e: &Entry,
+        served: &str,
+        frame: Frame,
+        vary: bool,
+        ranges: &[(u64, u64)],
+    ) -> Plan {
+        let boundary = multipart::boundary();
+        let mut ctype = b"multipart/byteranges; boundary=".to_vec();
+        ctype.extend_from_slice(&boundary);
+        let reply = Reply::new(&mut self.head, Status::PartialContent, frame, &[])
+            .header(b"Content-Type", &ctype)
+            .header_opt(b"Content-Encoding", e.coding.map(|c| c.token().as_bytes()));
+        let mut reply = reply.header(b"Accept-Ranges", b"bytes");
+        let rules = site.file_headers(served, vary, &mut self.matched, reply.raw());
+        let reply = validators(reply, e, site, rules, vary);
+        let body = multipart::body(&e.content, e.len, e.content_type, &boundary, ranges);
+        reply.body(body.remaining(), body)
     }
 
     fn options(&mut self, site: &Site, h: &Head<'_>, frame: Frame) -> Plan {

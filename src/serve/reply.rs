@@ -45,11 +45,7 @@ impl Plan {
 
     /// Bytes of body the response carries.
     pub fn body_len(&self) -> u64 {
-        match &self.body {
-            Body::Empty => 0,
-            Body::Memory { pos, end, .. } => (end - pos) as u64,
-            Body::File { offset, end, .. } => end - offset,
-        }
+        self.body.remaining()
     }
 }
 

@@ -46,6 +46,25 @@ pub fn lower_thread_priority() {
     let _ = syscall!(setpriority(libc::PRIO_PROCESS, tid, 10));
 }
 
+/// Serves allocations of `bytes` or more straight from `mmap`, so they go back to
+/// the system when freed. glibc otherwise raises that threshold after the first
+/// large free and keeps later large buffers (a file read to be compressed, an
+/// encoder's tables) in its per-thread arenas, where freed memory stays resident:
+/// the compression cache would then cost its size plus every buffer ever used.
+/// Call before threads start. Without glibc, nothing is done.
+pub fn return_large_allocations(bytes: usize) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let bytes = i32::try_from(bytes).unwrap_or(i32::MAX);
+        // SAFETY: mallopt only changes allocator tuning; called before other threads.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, bytes);
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = bytes;
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
 pub fn raise_nofile_limit() -> io::Result<u64> {
     let mut lim = libc::rlimit {

@@ -7,7 +7,7 @@ use std::mem;
 use std::net::{
     Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
 };
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 fn sockaddr_from(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match storage.ss_family as i32 {
@@ -120,6 +120,47 @@ pub fn listen(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> 
     // SAFETY: no pointers.
     syscall!(listen(fd, opts.backlog))?;
     Ok(listener)
+}
+
+/// A duplicate of `fd` numbered 3 or above without close-on-exec, so a process this
+/// one starts inherits it (the original stays close-on-exec).
+pub fn dup_inheritable(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl on a descriptor number has no memory-safety preconditions.
+    let n = syscall!(fcntl(fd, libc::F_DUPFD, 3))?;
+    // SAFETY: `n` was just returned by the kernel and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+}
+
+/// Takes ownership of descriptor `fd`, inherited from the process that started
+/// this one, as a listening socket: refused unless it is a socket in the listening
+/// state; made close-on-exec and non-blocking.
+pub fn adopt_listener(fd: RawFd) -> io::Result<TcpListener> {
+    let mut accepting: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `accepting` and `len` are live, correctly sized out-parameters.
+    syscall!(getsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_ACCEPTCONN,
+        &mut accepting as *mut libc::c_int as *mut libc::c_void,
+        &mut len
+    ))?;
+    if accepting != 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("descriptor {fd} is not a listening socket"),
+        ));
+    }
+    // SAFETY: fcntl on a descriptor number has no memory-safety preconditions.
+    syscall!(fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
+    // SAFETY: as above.
+    let flags = syscall!(fcntl(fd, libc::F_GETFL))?;
+    // SAFETY: as above.
+    syscall!(fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+    // SAFETY: the descriptor is a listening socket the parent handed to this process
+    // (see `driver::upgrade::inherited`, which adopts each number once), owned by
+    // nothing else.
+    Ok(unsafe { TcpListener::from_raw_fd(fd) })
 }
 
 /// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`: the new connection and its peer address.

@@ -1,4 +1,5 @@
-//! Signals: SIGPIPE ignored, and the stop and reload signals read from a signalfd.
+//! Signals: SIGPIPE ignored, and the stop, reload and restart signals read from a
+//! signalfd.
 
 use std::io;
 use std::mem;
@@ -12,7 +13,8 @@ pub fn ignore_sigpipe() {
     }
 }
 
-/// The signals the server handles: SIGTERM, SIGINT (stop), SIGHUP (reopen logs).
+/// The signals the server handles: SIGTERM, SIGINT (stop), SIGHUP (reopen logs,
+/// reload), SIGUSR2 (start a new process on the same sockets).
 #[derive(Debug)]
 pub struct SignalFd {
     fd: OwnedFd,
@@ -27,6 +29,7 @@ fn handled_set() -> libc::sigset_t {
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::sigaddset(&mut set, libc::SIGUSR2);
     }
     set
 }

@@ -207,11 +207,29 @@ impl Reactor {
                         r.reload();
                     }
                 }
+                libc::SIGUSR2 => self.upgrade(),
                 _ => {
                     log::info!("signal {sig}: stopping gracefully");
                     self.shared.request_stop();
                 }
             }
+        }
+    }
+
+    /// SIGUSR2: starts a new process on this one's listening sockets (see
+    /// `upgrade.rs`); this one goes on serving until it is told to stop.
+    fn upgrade(&self) {
+        if self.shared.is_draining() {
+            log::warn!("SIGUSR2 while stopping: no new process started");
+            return;
+        }
+        let Some(l) = &self.listeners else { return };
+        match crate::driver::upgrade::start(&l.sockets) {
+            Ok(pid) => log::info!(
+                "SIGUSR2: started pid {pid} on the same sockets; SIGTERM this one (pid {}) once it answers",
+                std::process::id()
+            ),
+            Err(e) => log::error!("SIGUSR2: could not start a new process: {e}"),
         }
     }
 
@@ -226,7 +244,10 @@ impl Reactor {
         let mut closed = 0;
         for index in 0..self.next_index {
             let token = self.link().slots.token(index);
-            if self.link().slots.with(token, Conn::is_idle) == Some(true) {
+            // Only between requests: a connection accepted but not yet read may hold
+            // a request in flight, which is answered (a restart hands the socket to a
+            // new process, and a client must not see its connection dropped).
+            if self.link().slots.with(token, Conn::is_kept_alive) == Some(true) {
                 if let Some(c) = self.link().slots.take(token) {
                     self.close(c);
                     closed += 1;
