@@ -36,6 +36,8 @@ pub const SITE_KEYS: &[&str] = &[
     "try-files",
     "error-page",
     "precompressed",
+    "tls-cert",
+    "tls-key",
 ];
 
 /// Flags that make no sense inside the file.

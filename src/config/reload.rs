@@ -15,7 +15,7 @@ use crate::config::site::Sites;
 use crate::driver::shared::Shared;
 
 /// Keys a reload applies although they are not per-site.
-const RELOADED: &[&str] = &["log-level", "config", "check"];
+const RELOADED: &[&str] = &["log-level", "config", "check", "tls-cert", "tls-key"];
 
 /// What a reload needs: the command line and the running process-level values.
 #[derive(Debug)]
@@ -51,9 +51,16 @@ impl Reloader {
                     "reload of {} failed, keeping the running configuration: {e}",
                     self.file.display()
                 );
+                // The certificate files named before may have been renewed.
+                if let Some(tls) = &shared.tls {
+                    tls.reload(None);
+                }
                 return;
             }
         };
+        if let Some(tls) = &shared.tls {
+            tls.reload(Some(&loaded));
+        }
         for (key, value) in &loaded.values {
             let site_key = SITE_KEYS.contains(&key.as_str()) || RELOADED.contains(&key.as_str());
             if !site_key && self.running.values.get(key) != Some(value) {

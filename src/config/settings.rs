@@ -95,6 +95,12 @@ pub struct Settings {
     pub grace_ms: u64,
     /// Wait for EPOLLOUT before the first write of every response.
     pub defer_write: bool,
+    /// HTTPS is served (`--tls-cert` and `--tls-key` given).
+    pub tls: bool,
+    /// The port HTTPS is served on, as bound (the real one when 0 was asked for).
+    pub tls_port: u16,
+    /// Plain requests get a `308` to the same target over HTTPS.
+    pub redirect_https: bool,
 }
 
 impl Settings {
@@ -203,6 +209,26 @@ impl Settings {
                 "--max-header and --max-uri are too small".into(),
             ));
         }
+        let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(_), Some(_)) => true,
+            (None, None) => false,
+            _ => {
+                return Err(ConfigError(
+                    "--tls-cert and --tls-key go together: give both or neither".into(),
+                ))
+            }
+        };
+        if cfg.redirect_https && !tls {
+            return Err(ConfigError(
+                "--redirect-https needs --tls-cert and --tls-key".into(),
+            ));
+        }
+        if tls && cfg.tls_port == cfg.port && cfg.port != 0 {
+            return Err(ConfigError(format!(
+                "--tls-port {} is also --port: HTTP and HTTPS need ports of their own",
+                cfg.tls_port
+            )));
+        }
         let fd_room = nofile.saturating_sub(FD_RESERVE + workers as u64).max(1);
         let max_conns = cfg.max_conns.unwrap_or(fd_room as usize).max(1);
         Ok(Settings {
@@ -222,6 +248,9 @@ impl Settings {
             file_fds: crate::files::descriptor_budget(nofile, max_conns, workers),
             grace_ms: cfg.grace * 1000,
             defer_write: cfg.defer_write,
+            tls,
+            tls_port: cfg.tls_port,
+            redirect_https: cfg.redirect_https,
         })
     }
 }

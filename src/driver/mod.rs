@@ -4,7 +4,7 @@
 //! one epoll loop (accept, read, deadlines) and hands ready connections to the
 //! `worker` pool through the queue; a worker drives one connection (read → parse →
 //! respond → write) and re-arms it. `conn` is one connection with its state, its
-//! deadline and the transport it reads and writes through; `shared`, `slots` and
+//! deadline and the transport it reads and writes through (plain, or `tls`); `shared`, `slots` and
 //! `timer` hold what reactors and workers share.
 //!
 //! May import: `serve`, `obs`, `config`, `files`, `http`, `sys`, `clock`, `format`.
@@ -16,5 +16,6 @@ pub mod server;
 pub mod shared;
 pub mod slots;
 pub mod timer;
+pub mod tls;
 pub mod transport;
 pub mod worker;

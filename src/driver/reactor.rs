@@ -14,9 +14,11 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock;
 use crate::config::reload::Reloader;
+use crate::config::settings::Settings;
 use crate::driver::conn::{Conn, Phase, Timeouts, Token};
 use crate::driver::shared::{Batch, Link, Notice, Shared};
 use crate::driver::timer::Timers;
+use crate::driver::tls::Tls;
 use crate::driver::transport::{self, Transport};
 use crate::http::response;
 use crate::obs::logging::{Logs, Throttle};
@@ -46,11 +48,23 @@ const MAX_WAIT_MS: u64 = 1000;
 /// Largest body chunk read per turn.
 const BODY_READ: usize = 64 * 1024;
 
+/// The most bytes a connection buffers as input in `phase`: one past the head
+/// limits while reading a head (so the parser sees the overflow), a body chunk
+/// otherwise.
+pub fn read_limit(s: &Settings, phase: Phase) -> usize {
+    match phase {
+        Phase::Head => s.limits.max_header.max(s.limits.max_uri) + 1,
+        _ => BODY_READ,
+    }
+}
+
 /// How a reactor watches the listening sockets.
 #[derive(Debug, Clone)]
 pub struct Listeners {
     /// The sockets, shared by every reactor that watches them.
     pub sockets: Arc<[TcpListener]>,
+    /// Per socket: whether it serves TLS.
+    pub tls: Arc<[bool]>,
     /// Extra epoll flags: `EPOLLEXCLUSIVE` when several reactors watch one socket,
     /// so a new connection wakes one of them, not all.
     pub flags: u32,
@@ -210,8 +224,11 @@ impl Reactor {
                         Some(l) => l.reopen(),
                         None => log::info!("SIGHUP: no log files to reopen"),
                     }
-                    if let Some(r) = &control.reload {
-                        r.reload(&self.shared);
+                    match (&control.reload, &self.shared.tls) {
+                        (Some(r), _) => r.reload(&self.shared),
+                        // No configuration file: the same certificate files again.
+                        (None, Some(tls)) => tls.reload(None),
+                        (None, None) => {}
                     }
                 }
                 _ => {
@@ -332,12 +349,13 @@ impl Reactor {
         let Some(listener) = l.sockets.get(which) else {
             return;
         };
+        let tls = l.tls.get(which).copied().unwrap_or(false);
         for _ in 0..ACCEPT_BATCH {
             if !self.listeners_registered {
                 return;
             }
             match sys::accept(listener) {
-                Ok((stream, peer)) => self.accepted(stream, peer),
+                Ok((stream, peer)) => self.accepted(stream, peer, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => match e.raw_os_error() {
@@ -354,7 +372,7 @@ impl Reactor {
         }
     }
 
-    fn accepted(&mut self, stream: std::net::TcpStream, peer: std::net::SocketAddr) {
+    fn accepted(&mut self, stream: std::net::TcpStream, peer: std::net::SocketAddr, tls: bool) {
         let stats = &self.shared.stats;
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         if self.shared.accept_starved.load(Ordering::Relaxed)
@@ -366,9 +384,25 @@ impl Reactor {
             // Closed connections may not have been counted yet.
             self.drain_notices();
             if !self.shared.admit() {
+                if tls {
+                    // A plain 503 means nothing to a TLS client: close at once.
+                    self.shared.stats.response(503);
+                    return;
+                }
                 return self.refuse(stream);
             }
         }
+        let transport = match (tls, &self.shared.tls) {
+            (true, Some(setup)) => match Tls::new(stream, &setup.config) {
+                Ok(t) => Transport::Tls(Box::new(t)),
+                Err(e) => {
+                    log::error!("TLS session: {e}");
+                    self.shared.leave();
+                    return;
+                }
+            },
+            _ => Transport::Plain(stream),
+        };
         self.shared.stats.handled.fetch_add(1, Ordering::Relaxed);
         let index = self.free.pop().unwrap_or_else(|| {
             self.next_index += 1;
@@ -382,15 +416,7 @@ impl Reactor {
         };
         let stats = self.shared.stats.clone();
         let now = clock::now_ms();
-        let conn = Conn::new(
-            Transport::Plain(stream),
-            peer,
-            token,
-            self.id,
-            timeouts,
-            now,
-            stats,
-        );
+        let conn = Conn::new(transport, peer, token, self.id, timeouts, now, stats);
         let conn = Box::new(conn);
         self.active += 1;
         self.link().active.store(self.active, Ordering::Relaxed);
@@ -426,18 +452,18 @@ impl Reactor {
             }
             return self.rearm(conn, EV_OUT);
         }
+        if flags & EV_OUT != 0 && conn.wants_flush() {
+            // TLS handshake bytes the socket did not take: a worker sends them (and
+            // decrypts whatever came meanwhile).
+            return self.dispatch(conn);
+        }
         self.on_readable(conn, flags);
     }
 
     /// Reads what the socket has; hands the connection to a worker if there is
     /// something to do, else re-arms it.
     fn on_readable(&mut self, mut conn: Box<Conn>, flags: u32) {
-        let s = &self.shared.settings;
-        let limit = match conn.phase() {
-            // One byte past the limits, so the parser sees the overflow.
-            Phase::Head => s.limits.max_header.max(s.limits.max_uri) + 1,
-            _ => BODY_READ,
-        };
+        let limit = read_limit(&self.shared.settings, conn.phase());
         let shared = &self.shared;
         let got = match conn.receive(limit, clock::now_ms(), || shared.take_buffer()) {
             Ok(n) => n,
@@ -465,9 +491,7 @@ impl Reactor {
             }
             return self.dispatch(conn);
         }
-        if let Some(buf) = conn.spare_buffer() {
-            self.shared.release_buffer(buf);
-        }
+        conn.spare_buffers(|buf| self.shared.release_buffer(buf));
         self.rearm(conn, EV_IN | EV_RDHUP);
     }
 

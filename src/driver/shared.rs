@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::settings::Settings;
 use crate::config::site::Sites;
+use crate::config::tls::TlsSetup;
 use crate::driver::conn::{Conn, Token};
 use crate::driver::slots::Slots;
 use crate::obs::stats::Stats;
@@ -129,6 +130,8 @@ pub struct Shared {
     pub sites: ArcSwap<Sites>,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// HTTPS: the rustls configuration and certificates, when TLS is on.
+    pub tls: Option<TlsSetup>,
     /// Set once a stop has begun.
     pub draining: AtomicBool,
     /// Accepting failed for lack of descriptors or memory and has not succeeded
@@ -145,11 +148,17 @@ pub struct Shared {
 
 impl Shared {
     /// Shared state over `links`.
-    pub fn new(settings: Settings, sites: Sites, links: Vec<Link>) -> Shared {
+    pub fn new(
+        settings: Settings,
+        sites: Sites,
+        tls: Option<TlsSetup>,
+        links: Vec<Link>,
+    ) -> Shared {
         Shared {
             settings,
             sites: ArcSwap::from_pointee(sites),
             stats: Arc::new(Stats::default()),
+            tls,
             draining: AtomicBool::new(false),
             accept_starved: AtomicBool::new(false),
             links: links.into_boxed_slice(),
