@@ -513,6 +513,13 @@ fn plain_http_garbage_and_stalled_handshakes_end_cleanly() {
     let (bytes, closed) = read_until_close(&mut s);
     assert_eq!(bytes.first(), Some(&0x15), "{bytes:?}");
     assert!(closed);
+    // A handshake message longer than any allowed: alert and close.
+    let mut s = srv.tcp(srv.https);
+    s.write_all(b"\x16\x03\x01\x00\x05\x01\xff\xff\xffgarbage")
+        .unwrap();
+    let (bytes, closed) = read_until_close(&mut s);
+    assert_eq!(bytes.first(), Some(&0x15), "{bytes:?}");
+    assert!(closed);
     // An oversized record header: alert and close.
     let mut s = srv.tcp(srv.https);
     s.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 0x01]).unwrap();

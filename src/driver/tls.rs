@@ -30,6 +30,10 @@ pub const INBOX_MAX: usize = 40 * 1024;
 const CHUNK: usize = 16 * 1024;
 /// The first byte of a TLS handshake record.
 const HANDSHAKE: u8 = 0x16;
+/// A fatal `decode_error` alert record in the clear, for input rustls refuses
+/// without an alert of its own before anything was sent (a handshake message
+/// longer than it accepts): the client still learns why the connection ends.
+const DECODE_ERROR_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32];
 
 /// Why a TLS connection cannot go on.
 #[derive(Debug)]
@@ -73,6 +77,8 @@ pub struct Tls {
     chunk: Vec<u8>,
     /// The first bytes were looked at (plain HTTP is told apart from a handshake).
     sniffed: bool,
+    /// Some ciphertext has gone out (after that, alerts must come from rustls).
+    sent_any: bool,
 }
 
 impl fmt::Debug for Tls {
@@ -95,6 +101,7 @@ impl Tls {
             pending: 0,
             chunk: Vec::new(),
             sniffed: false,
+            sent_any: false,
         })
     }
 
@@ -216,6 +223,9 @@ impl Tls {
         // Handshake replies and alerts go out now; a full socket keeps them for the
         // next turn (the driver re-arms for EPOLLOUT while any are held).
         let flushed = self.flush();
+        if matches!(result, Err(TlsError::Protocol(_))) && !self.sent_any {
+            let _ = sys::send(self.stream.as_raw_fd(), &DECODE_ERROR_ALERT, false);
+        }
         result?;
         flushed.map_err(TlsError::Io)?;
         Ok(out)
@@ -244,7 +254,7 @@ impl Tls {
     fn flush(&mut self) -> io::Result<bool> {
         while self.session.wants_write() {
             match self.session.write_tls(&mut &self.stream) {
-                Ok(_) => {}
+                Ok(n) => self.sent_any |= n > 0,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
