@@ -217,11 +217,6 @@ impl Conn {
         self.transport.tls().map(|t| t.server_name())
     }
 
-    /// On a TLS connection, the negotiated protocol version.
-    pub fn tls_version(&self) -> Option<&'static str> {
-        self.transport.tls().and_then(|t| t.version())
-    }
-
     /// Received bytes not yet consumed.
     pub fn input(&self) -> &[u8] {
         &self.buf

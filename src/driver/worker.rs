@@ -209,7 +209,6 @@ impl Worker {
                 let via = Via {
                     peer: c.peer(),
                     tls: c.tls_name(),
-                    tls_version: c.tls_version(),
                 };
                 let plan = self.handler.respond(&via, &head);
                 c.consume(n);

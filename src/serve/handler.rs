@@ -28,8 +28,6 @@ pub struct Via<'a> {
     /// On an HTTPS connection, the server name its handshake asked for (SNI), if
     /// any; `None` on plain HTTP.
     pub tls: Option<Option<&'a str>>,
-    /// On an HTTPS connection, the protocol version (`TLSv1.3`).
-    pub tls_version: Option<&'static str>,
 }
 
 /// A worker's request handler, with its reused buffers: answering a request for a
