@@ -8,6 +8,8 @@
 //!               +------------------------- slot table <------------------------------+
 //! ```
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod clock;
 pub mod config;
 pub mod driver;

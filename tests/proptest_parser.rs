@@ -4,7 +4,8 @@
 
 use hearth::files::normalize;
 use hearth::http::chunked::{ChunkError, Decoder};
-use hearth::http::request::{parse, BodyKind, Limits, Parsed, Reject};
+use hearth::http::error::Refusal;
+use hearth::http::request::{parse, BodyKind, Limits, Parsed};
 use hearth::http::Status;
 use proptest::prelude::*;
 
@@ -267,8 +268,8 @@ proptest! {
                 prop_assert!(h.len <= SMALL.max_header);
             }
             Ok(Parsed::Partial) => prop_assert!(false, "a whole head is never partial"),
-            Err(Reject(Status::UriTooLong)) => prop_assert!(request_line > SMALL.max_uri),
-            Err(Reject(Status::HeaderFieldsTooLarge)) => prop_assert!(buf.len() > SMALL.max_header),
+            Err(Refusal::UriTooLong) => prop_assert!(request_line > SMALL.max_uri),
+            Err(Refusal::HeadTooLarge) => prop_assert!(buf.len() > SMALL.max_header),
             Err(e) => prop_assert!(false, "{:?}", e),
         }
     }

@@ -9,12 +9,12 @@
 
 mod common;
 
-use common::{require_tool, wait_until};
+use common::{require_tool, wait_or_kill, wait_until};
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -205,7 +205,7 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
         });
     }
     drop(tx);
-    let status = wait_child(&mut child, limit)
+    let status = wait_or_kill(&mut child, limit)
         .unwrap_or_else(|| panic!("{:?} did not finish within {limit:?}", cmd.get_program()));
     let (mut stdout, mut stderr) = (None, None);
     while stdout.is_none() || stderr.is_none() {
@@ -226,22 +226,6 @@ fn run_bounded(mut cmd: Command, limit: Duration) -> Run {
         stdout: stdout.unwrap(),
         stderr: stderr.unwrap(),
         took: t0.elapsed(),
-    }
-}
-
-/// Wait for a child with a deadline; kills it and returns None on timeout.
-fn wait_child(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            return Some(st);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -690,7 +674,7 @@ fn foreground_runs_attached_and_exits_cleanly_on_sigterm() {
     assert!(connects(site.addr()));
     signal(child.id(), "TERM");
     let st =
-        wait_child(&mut child, Duration::from_secs(15)).expect("server did not exit on SIGTERM");
+        wait_or_kill(&mut child, Duration::from_secs(15)).expect("server did not exit on SIGTERM");
     assert!(st.success(), "exit status {st:?}");
     assert!(
         !site.pid_file.exists(),

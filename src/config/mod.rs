@@ -8,6 +8,7 @@
 pub mod file;
 pub mod flags;
 pub mod reload;
+pub mod routes;
 pub mod settings;
 pub mod site;
 pub mod tls;

@@ -10,9 +10,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use crate::config::file::{self as config_file, Loaded, SITE_KEYS};
 use crate::config::site::Sites;
-use crate::driver::shared::Shared;
+use crate::config::tls::TlsSetup;
 
 /// Keys a reload applies although they are not per-site.
 const RELOADED: &[&str] = &["log-level", "config", "check", "tls-cert", "tls-key"];
@@ -35,15 +37,15 @@ impl Reloader {
         })
     }
 
-    /// Loads the file again; on success swaps in the new sites and log level, on
-    /// failure logs why and leaves everything as it was.
-    pub fn reload(&self, shared: &Shared) {
+    /// Loads the file again; on success swaps the new sites into `running` (their
+    /// file caches sharing `file_fds` descriptors), sets the log level and reloads
+    /// the TLS certificates the file names into `tls`; on failure logs why and
+    /// leaves everything as it was (the certificate files named before are still
+    /// loaded again, since they may have been renewed).
+    pub fn reload(&self, running: &ArcSwap<Sites>, file_fds: usize, tls: Option<&TlsSetup>) {
         let loaded = config_file::load(&self.argv).map_err(|e| e.to_string());
-        let built = loaded.and_then(|l| {
-            Sites::build(&l, shared.settings.file_fds)
-                .map(|s| (l, s))
-                .map_err(|e| e.0)
-        });
+        let built =
+            loaded.and_then(|l| Sites::build(&l, file_fds).map(|s| (l, s)).map_err(|e| e.0));
         let (loaded, sites) = match built {
             Ok(b) => b,
             Err(e) => {
@@ -51,14 +53,13 @@ impl Reloader {
                     "reload of {} failed, keeping the running configuration: {e}",
                     self.file.display()
                 );
-                // The certificate files named before may have been renewed.
-                if let Some(tls) = &shared.tls {
+                if let Some(tls) = tls {
                     tls.reload(None);
                 }
                 return;
             }
         };
-        if let Some(tls) = &shared.tls {
+        if let Some(tls) = tls {
             tls.reload(Some(&loaded));
         }
         for (key, value) in &loaded.values {
@@ -67,7 +68,7 @@ impl Reloader {
                 log::warn!("reload: {key} changed; it needs a restart, ignored");
             }
         }
-        shared.sites.store(Arc::new(sites));
+        running.store(Arc::new(sites));
         log::set_max_level(loaded.config.log_level);
         log::info!(
             "configuration reloaded from {} ({} vhosts)",

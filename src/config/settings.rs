@@ -66,6 +66,20 @@ impl Cidr {
     }
 }
 
+/// Descriptors of the server's own (listener, epoll, eventfd, signalfd, logs, root).
+const OWN_FDS: u64 = 16;
+/// The most files the cache keeps open, whatever the limit.
+const MAX_CACHED_FDS: u64 = 1024;
+
+/// How many open files the cache may keep, given the descriptor limit: connections
+/// come first, then one file in flight per worker and the server's own descriptors;
+/// the cache gets half of what is left (the other half covers files still being sent
+/// after their entry was evicted).
+pub fn descriptor_budget(nofile: u64, max_conns: usize, workers: usize) -> usize {
+    let room = nofile.saturating_sub(max_conns as u64 + workers as u64 + OWN_FDS);
+    (room / 2).min(MAX_CACHED_FDS) as usize
+}
+
 /// Settings the workers consult on every request, derived once from [`Config`].
 #[derive(Debug)]
 pub struct Settings {
@@ -245,7 +259,7 @@ impl Settings {
             workers,
             reactors,
             max_conns,
-            file_fds: crate::files::descriptor_budget(nofile, max_conns, workers),
+            file_fds: descriptor_budget(nofile, max_conns, workers),
             grace_ms: cfg.grace * 1000,
             defer_write: cfg.defer_write,
             tls,
@@ -291,5 +305,12 @@ mod tests {
         ] {
             assert!(header_line(reserved).is_err(), "{reserved}");
         }
+    }
+
+    #[test]
+    fn budget_leaves_connections_their_descriptors() {
+        assert_eq!(descriptor_budget(400, 334, 2), 24);
+        assert_eq!(descriptor_budget(40, 1000, 2), 0);
+        assert_eq!(descriptor_budget(1 << 20, 1000, 8), 1024);
     }
 }

@@ -8,10 +8,10 @@
 
 use crate::config::file::Loaded;
 pub use crate::config::file::PathRule;
+use crate::config::routes::{ErrorPages, TryFiles};
 use crate::config::settings::{header_line, ConfigError};
 use crate::config::Config;
 use crate::files::Files;
-use crate::serve::routes::{ErrorPages, TryFiles};
 
 /// One site: where files come from and the headers its responses carry.
 #[derive(Debug)]

@@ -14,7 +14,8 @@ use crate::config::site::Sites;
 use crate::config::tls::TlsSetup;
 use crate::driver::conn::{Conn, Token};
 use crate::driver::slots::Slots;
-use crate::obs::stats::Stats;
+use crate::obs::stats::{Snapshot, Stats};
+use crate::serve::handler::Context;
 use crate::sys::{self, Epoll, EventFd};
 
 /// Read buffers kept for reuse.
@@ -226,9 +227,31 @@ impl Shared {
             let _ = self.buffers.0.try_send(buf);
         }
     }
+}
+
+impl Context for Shared {
+    fn sites(&self) -> &ArcSwap<Sites> {
+        &self.sites
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn tls(&self) -> Option<&TlsSetup> {
+        self.tls.as_ref()
+    }
+
+    fn is_draining(&self) -> bool {
+        Shared::is_draining(self)
+    }
 
     /// A snapshot of the counters, with each reactor's open connections.
-    pub fn snapshot(&self) -> crate::obs::stats::Snapshot {
+    fn snapshot(&self) -> Snapshot {
         let per_reactor = self
             .links
             .iter()

@@ -15,9 +15,9 @@ use crate::driver::reactor::read_limit;
 use crate::driver::shared::{Batch, Notice, Shared};
 use crate::driver::tls::TlsError;
 use crate::driver::transport::WriteStatus;
-use crate::http::chunked::{ChunkError, Decoder};
-use crate::http::request::{self, BodyKind, Parsed, Reject};
-use crate::http::Status;
+use crate::http::chunked::Decoder;
+use crate::http::error::Refusal;
+use crate::http::request::{self, BodyKind, Parsed};
 use crate::obs::logging::{AccessLog, Throttle};
 use crate::obs::stats::Gauge;
 use crate::serve::handler::{Handler, Via};
@@ -37,7 +37,7 @@ type Step = ControlFlow<Next>;
 /// One worker thread's state.
 pub struct Worker {
     shared: Arc<Shared>,
-    handler: Handler,
+    handler: Handler<Shared>,
 }
 
 impl Worker {
@@ -214,9 +214,9 @@ impl Worker {
                 c.consume(n);
                 plan
             }
-            Err(Reject(status)) => {
-                refused(c, "rejected request", status);
-                self.handler.reject(c.peer(), status)
+            Err(why) => {
+                refused(c, "rejected request", why);
+                self.handler.reject(c.peer(), why)
             }
         };
         self.apply(c, plan);
@@ -229,13 +229,10 @@ impl Worker {
             Ok(true) => {}
             Ok(false) => return self.wait_input(c),
             Err(e) => {
-                let status = match e {
-                    ChunkError::Malformed => Status::BadRequest,
-                    ChunkError::TooLarge => Status::PayloadTooLarge,
-                };
-                refused(c, "chunked body refused", status);
+                let why = Refusal::from(e);
+                refused(c, "chunked body refused", why);
                 // The rest of the body is unread: never parse it as a request.
-                let plan = self.handler.reject(c.peer(), status).skipping_body();
+                let plan = self.handler.reject(c.peer(), why);
                 self.apply(c, plan);
             }
         }
@@ -329,11 +326,11 @@ impl Worker {
 }
 
 /// Logs a refused request, at most a few lines a second.
-fn refused(c: &Conn, what: &str, status: Status) {
+fn refused(c: &Conn, what: &str, why: Refusal) {
     if let Some(dropped) = REFUSALS.allow() {
         if dropped > 0 {
             log::info!("{dropped} more refused requests were not logged");
         }
-        log::info!("{}: {what}: {}", c.peer(), status.code());
+        log::info!("{}: {what}: {}", c.peer(), why.status().code());
     }
 }

@@ -31,20 +31,6 @@ use watch::{Stamp, Watch};
 
 /// Files up to this size are kept in memory and written with the head in one `writev`.
 pub const SMALL_FILE: u64 = 64 * 1024;
-/// Descriptors of the server's own (listener, epoll, eventfd, signalfd, logs, root).
-const OWN_FDS: u64 = 16;
-/// The most files the cache keeps open, whatever the limit.
-const MAX_CACHED_FDS: u64 = 1024;
-
-/// How many open files the cache may keep, given the descriptor limit: connections
-/// come first, then one file in flight per worker and the server's own descriptors;
-/// the cache gets half of what is left (the other half covers files still being sent
-/// after their entry was evicted).
-pub fn descriptor_budget(nofile: u64, max_conns: usize, workers: usize) -> usize {
-    let room = nofile.saturating_sub(max_conns as u64 + workers as u64 + OWN_FDS);
-    (room / 2).min(MAX_CACHED_FDS) as usize
-}
-
 /// What a request path resolves to.
 #[derive(Debug)]
 pub enum Lookup {
@@ -106,7 +92,7 @@ pub struct Files {
 
 impl Files {
     /// Opens the root directory. The cache keeps at most `fd_budget` files open (see
-    /// [`descriptor_budget`]); with `precompressed`, siblings `F.br`, `F.zst`, `F.gz`
+    /// `config::settings::descriptor_budget`); with `precompressed`, siblings `F.br`, `F.zst`, `F.gz`
     /// may be sent for `F`.
     pub fn new(
         root: &Path,
@@ -420,12 +406,5 @@ mod tests {
         let again = files.lookup("a/b/c.txt");
         assert_eq!(body(&again), b"one");
         assert!(file(&again).stamp.as_ref().is_some_and(Stamp::fresh));
-    }
-
-    #[test]
-    fn budget_leaves_connections_their_descriptors() {
-        assert_eq!(descriptor_budget(400, 334, 2), 24);
-        assert_eq!(descriptor_budget(40, 1000, 2), 0);
-        assert_eq!(descriptor_budget(1 << 20, 1000, 8), 1024);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod chunked;
+pub mod error;
 pub mod grammar;
 pub mod precondition;
 pub mod request;

@@ -5,15 +5,20 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::site::Site;
-use crate::driver::shared::Shared;
+use arc_swap::ArcSwap;
+
+use crate::config::settings::Settings;
+use crate::config::site::{Site, Sites};
+use crate::config::tls::TlsSetup;
 use crate::files::{self, Content, Entry, Lookup};
 use crate::http::body::{Body, Bytes};
+use crate::http::error::{Refusal, Then};
 use crate::http::precondition::{self, Decision, Validators};
 use crate::http::request::{BodyKind, Head, Method};
 use crate::http::response::{self as resp, unix_secs};
 use crate::http::Status;
 use crate::obs::logging::{self, AccessLog};
+use crate::obs::stats::{Snapshot, Stats};
 use crate::serve::reply::{Frame, Plan, Reply};
 use crate::serve::routes;
 
@@ -30,10 +35,29 @@ pub struct Via<'a> {
     pub tls: Option<Option<&'a str>>,
 }
 
+/// What serving reads from the running server. The driver's shared state provides
+/// it, so serving never imports the driver.
+pub trait Context {
+    /// The sites of the running configuration (a reload swaps in new ones).
+    fn sites(&self) -> &ArcSwap<Sites>;
+    /// The process-wide settings.
+    fn settings(&self) -> &Settings;
+    /// The counters.
+    fn stats(&self) -> &Stats;
+    /// Whether a graceful stop has begun.
+    fn is_draining(&self) -> bool;
+    /// A snapshot of the counters for the statistics page.
+    fn snapshot(&self) -> Snapshot;
+    /// The HTTPS certificates, when TLS is on (for `421` decisions).
+    fn tls(&self) -> Option<&TlsSetup> {
+        None
+    }
+}
+
 /// A worker's request handler, with its reused buffers: answering a request for a
 /// cached file allocates nothing.
-pub struct Handler {
-    shared: Arc<Shared>,
+pub struct Handler<C> {
+    ctx: Arc<C>,
     head: Vec<u8>,
     scratch: Vec<u8>,
     path: String,
@@ -44,11 +68,11 @@ pub struct Handler {
     access: Option<AccessLog>,
 }
 
-impl Handler {
-    /// A handler over the shared state, writing to `access` if the log is on.
-    pub fn new(shared: Arc<Shared>, access: Option<AccessLog>) -> Handler {
+impl<C: Context> Handler<C> {
+    /// A handler over the running server's `ctx`, writing to `access` if the log is on.
+    pub fn new(ctx: Arc<C>, access: Option<AccessLog>) -> Handler<C> {
         Handler {
-            shared,
+            ctx,
             head: Vec::with_capacity(1024),
             scratch: Vec::with_capacity(256),
             path: String::with_capacity(256),
@@ -74,7 +98,7 @@ impl Handler {
     pub fn respond(&mut self, via: &Via<'_>, h: &Head<'_>) -> Plan {
         // One load per request: the sites stay the same until the plan is made, even
         // if a reload swaps in new ones meanwhile.
-        let sites = self.shared.sites.load();
+        let sites = self.ctx.sites().load();
         let site = sites.pick(request_host(h));
         let plan = match self.tls_policy(site, via, h) {
             Some(plan) => plan,
@@ -90,19 +114,15 @@ impl Handler {
     fn tls_policy(&mut self, site: &Site, via: &Via<'_>, h: &Head<'_>) -> Option<Plan> {
         let frame = Frame {
             head_only: h.method == Method::Head,
-            close: !h.keep_alive || self.shared.is_draining(),
+            close: !h.keep_alive || self.ctx.is_draining(),
             minor: h.minor,
         };
-        let s = &self.shared.settings;
+        let s = self.ctx.settings();
         match via.tls {
             None if s.redirect_https => {
                 let target = origin_form(h.target)?;
                 let Some(host) = request_host(h).map(host_without_port) else {
-                    let bad = Frame {
-                        close: true,
-                        ..frame
-                    };
-                    return Some(self.error(site, Status::BadRequest, bad, None));
+                    return Some(self.refuse(site, Refusal::Malformed, frame));
                 };
                 let mut location = Vec::with_capacity(16 + host.len() + target.len());
                 location.extend_from_slice(b"https://");
@@ -122,7 +142,7 @@ impl Handler {
                 })
             }
             Some(sni) => {
-                let tls = self.shared.tls.as_ref()?;
+                let tls = self.ctx.tls()?;
                 let host = crate::config::site::host_name(request_host(h)?);
                 if !tls.resolver.store().misdirected(sni, host) {
                     return None;
@@ -144,23 +164,34 @@ impl Handler {
 
     /// Plans the error response to a request that could not be parsed (or whose
     /// body was refused), which closes the connection, and logs it.
-    pub fn reject(&mut self, peer: &SocketAddr, status: Status) -> Plan {
+    pub fn reject(&mut self, peer: &SocketAddr, why: Refusal) -> Plan {
         let frame = Frame {
             head_only: false,
             close: true,
             minor: 1,
         };
-        let sites = self.shared.sites.load();
+        let sites = self.ctx.sites().load();
         // Before a request exists, no error page: the built-in one, with no file work
         // for a connection that is closing anyway.
-        let plan = self.error_body(sites.default_site(), status, frame, None, None);
+        let plan = self.error_body(sites.default_site(), why.status(), frame, None, None);
         self.record(peer, None, &plan);
-        plan
+        unread(plan, why)
+    }
+
+    /// Plans the error response to a parsed request refused for `why`, with the
+    /// site's error page; the connection closes.
+    fn refuse(&mut self, site: &Site, why: Refusal, frame: Frame) -> Plan {
+        let frame = Frame {
+            close: true,
+            ..frame
+        };
+        let plan = self.error(site, why.status(), frame, None);
+        unread(plan, why)
     }
 
     fn record(&mut self, peer: &SocketAddr, h: Option<&Head<'_>>, plan: &Plan) {
         let code = plan.status.code();
-        self.shared.stats.response(code);
+        self.ctx.stats().response(code);
         if let Some(access) = &mut self.access {
             access.record(&logging::Entry {
                 peer,
@@ -178,25 +209,21 @@ impl Handler {
         // connection closes once they are, without forcing close on this response.
         let frame = Frame {
             head_only: h.method == Method::Head,
-            close: !h.keep_alive || self.shared.is_draining(),
+            close: !h.keep_alive || self.ctx.is_draining(),
             minor: h.minor,
         };
         let refused = if h.expect_other {
-            Some(Status::ExpectationFailed)
+            Some(Refusal::Expectation)
         } else {
             match h.body {
-                BodyKind::Length(n) if n > self.shared.settings.max_body => {
-                    Some(Status::PayloadTooLarge)
+                BodyKind::Length(n) if n > self.ctx.settings().max_body => {
+                    Some(Refusal::BodyTooLarge)
                 }
                 _ => None,
             }
         };
-        if let Some(status) = refused {
-            let frame = Frame {
-                close: true,
-                ..frame
-            };
-            return self.error(site, status, frame, None).skipping_body();
+        if let Some(why) = refused {
+            return self.refuse(site, why, frame);
         }
         let mut plan = self.target(site, peer, frame, h);
         plan.request_body = h.body;
@@ -205,29 +232,25 @@ impl Handler {
     }
 
     fn target(&mut self, site: &Site, peer: &SocketAddr, frame: Frame, h: &Head<'_>) -> Plan {
-        let bad = Frame {
-            close: true,
-            ..frame
-        };
         if h.target == "*" {
             return match h.method {
                 Method::Options => self.options(site, h, frame),
-                _ => self.error(site, Status::BadRequest, bad, None),
+                _ => self.refuse(site, Refusal::Malformed, frame),
             };
         }
         let Some(origin_form) = origin_form(h.target) else {
-            return self.error(site, Status::BadRequest, bad, None);
+            return self.refuse(site, Refusal::Malformed, frame);
         };
         let (path, query) = match origin_form.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (origin_form, None),
         };
         if path.contains('#') {
-            return self.error(site, Status::BadRequest, bad, None);
+            return self.refuse(site, Refusal::Malformed, frame);
         }
         #[cfg(debug_assertions)]
         debug_panic(path);
-        let s = &self.shared.settings;
+        let s = self.ctx.settings();
         if h.method != Method::Options {
             if !s.health_path.is_empty() && path == s.health_path {
                 return self.health(site, h, frame);
@@ -247,7 +270,7 @@ impl Handler {
         if h.method == Method::Other {
             return self.error(site, Status::MethodNotAllowed, frame, None);
         }
-        let (status, body): (Status, &'static [u8]) = if self.shared.is_draining() {
+        let (status, body): (Status, &'static [u8]) = if self.ctx.is_draining() {
             (Status::ServiceUnavailable, b"draining\n")
         } else {
             (Status::Ok, b"ok\n")
@@ -269,13 +292,13 @@ impl Handler {
         query: Option<&str>,
         f: Frame,
     ) -> Plan {
-        if !self.shared.settings.stats_allowed(peer.ip()) {
+        if !self.ctx.settings().stats_allowed(peer.ip()) {
             return self.error(site, Status::Forbidden, f, None);
         }
         if h.method == Method::Other {
             return self.error(site, Status::MethodNotAllowed, f, None);
         }
-        let snap = self.shared.snapshot();
+        let snap = self.ctx.snapshot();
         let json = query.is_some_and(|q| q.split('&').any(|kv| kv == "format=json"));
         let (ctype, text) = if json {
             ("application/json", snap.json())
@@ -561,6 +584,14 @@ fn origin_form(target: &str) -> Option<&str> {
         "" => Some("/"),
         rest if rest.starts_with('/') => Some(rest),
         _ => None,
+    }
+}
+
+/// A refusal's plan, reading no more of a body that follows where `why` says so.
+fn unread(plan: Plan, why: Refusal) -> Plan {
+    match why.then() {
+        Then::CloseUnread => plan.skipping_body(),
+        Then::Close => plan,
     }
 }
 

