@@ -400,6 +400,43 @@ fn pipelined_and_keep_alive_requests_over_one_tls_connection() {
 }
 
 #[test]
+fn request_bodies_and_100_continue_over_tls() {
+    let Some(pki) = Pki::new() else { return };
+    let (cert, key) = pki.leaf("leaf", "localhost", 30);
+    let srv = start(&cert, &key, &[], |_| {});
+    let mut s = srv.tls(&pki, "localhost");
+    // A body larger than one record, read and discarded; the connection goes on.
+    let body = vec![b'x'; 100_000];
+    let head = format!(
+        "OPTIONS /hello.txt HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    assert_eq!(read_response(&mut s, true).unwrap().status, 204);
+    // Expect: 100-continue gets its interim response through TLS first.
+    s.write_all(
+        b"OPTIONS / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .unwrap();
+    let mut interim = [0u8; 25];
+    s.read_exact(&mut interim).unwrap();
+    assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"hello").unwrap();
+    assert_eq!(read_response(&mut s, true).unwrap().status, 204);
+    // A chunked body, then a GET on the same connection.
+    s.write_all(
+        b"OPTIONS / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s, true).unwrap().status, 204);
+    assert_eq!(
+        get_tls(&mut s, "/hello.txt", "localhost").body,
+        b"hello world\n"
+    );
+}
+
+#[test]
 fn openssl_sees_tls12_and_13_only_alpn_http11_and_sni() {
     let Some(pki) = Pki::new() else { return };
     let (cert, key) = pki.leaf("leaf", "localhost", 30);
