@@ -62,6 +62,9 @@ for tool in "$HEARTH" "$NGINX" wrk openssl python3; do
 done
 
 TMP=$(mktemp -d /tmp/hearth-bench-https.XXXXXX)
+# nginx's worker runs as an unprivileged user when started as root: it must be
+# able to read the corpus.
+chmod 755 "$TMP"
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]:-}"; do
@@ -124,10 +127,12 @@ start_nginx() {
 }
 wait_port() {
     for _ in $(seq 100); do
-        curl -sk -o /dev/null "https://127.0.0.1:$1/index.html" && return 0
+        if [ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$1/index.html")" = 200 ]; then
+            return 0
+        fi
         sleep 0.05
     done
-    echo "bench-https: nothing answers on port $1" >&2
+    echo "bench-https: no 200 for /index.html on port $1" >&2
     exit 1
 }
 
@@ -141,6 +146,15 @@ rss_tree() {
 }
 
 wrk_rps() { awk '/^Requests\/sec/ {print $2}'; }
+# Errors wrk saw (socket errors and non-2xx/3xx answers), summed.
+wrk_errors() {
+    awk '/Socket errors/ { gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) n += $i }
+         /Non-2xx or 3xx/ { n += $NF } END { print n + 0 }'
+}
+run_wrk() { # OUTFILE wrk-args...
+    local out=$1; shift
+    wrk "$@" > "$out" 2>&1 || true
+}
 wrk_mibs() {
     awk '/^Transfer\/sec/ {
         v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[A-Za-z]+$/, "", v)
@@ -193,11 +207,13 @@ for r in $(seq "$ROUNDS"); do
     for s in hearth nginx; do
         if [ "$s" = hearth ]; then port=$HEARTH_PORT; else port=$NGINX_PORT; fi
         url="https://127.0.0.1:$port"
-        ka=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" "$url/index.html" | wrk_rps)
-        nc=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -H 'Connection: close' "$url/index.html" | wrk_rps)
-        big=$(wrk -t1 -c4 -d"${DURATION}s" "$url/10m.bin" | wrk_mibs)
+        run_wrk "$TMP/ka" -t1 -c"$CONNS" -d"${DURATION}s" "$url/index.html"
+        run_wrk "$TMP/nc" -t1 -c"$CONNS" -d"${DURATION}s" -H 'Connection: close' "$url/index.html"
+        run_wrk "$TMP/big" -t1 -c4 -d"${DURATION}s" "$url/10m.bin"
+        ka=$(wrk_rps < "$TMP/ka"); nc=$(wrk_rps < "$TMP/nc"); big=$(wrk_mibs < "$TMP/big")
+        errs="$(wrk_errors < "$TMP/ka")/$(wrk_errors < "$TMP/nc")/$(wrk_errors < "$TMP/big")"
         KA[$s]+="$ka "; NEW[$s]+="$nc "; BIG[$s]+="$big "
-        echo "round $r $s: keep-alive $ka req/s, new TLS conn $nc req/s, 10 MiB $big MiB/s"
+        echo "round $r $s: keep-alive $ka req/s, new TLS conn $nc req/s, 10 MiB $big MiB/s (errors $errs)"
     done
 done
 for s in hearth nginx; do
