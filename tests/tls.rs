@@ -352,6 +352,12 @@ fn curl_gets_files_ranges_conditionals_and_keep_alive_over_https() {
     // The statistics count HTTPS requests like any others.
     let (_, stats, _) = curl(&pki, &[&srv.url("/_stats")]);
     assert!(stats.contains("Active connections"), "{stats}");
+    assert!(
+        stats.contains("tls_handshakes: tls1.2=0 tls1.3="),
+        "{stats}"
+    );
+    assert!(!stats.contains("tls1.3=0\n"), "{stats}");
+    assert!(stats.contains("tls_failures: 0"), "{stats}");
 }
 
 #[test]

@@ -326,34 +326,34 @@ impl Conn {
     /// TLS: runs what the reactor read through the session (handshake, decryption)
     /// and moves plaintext into the input buffer, up to `limit` buffered bytes,
     /// taking a buffer from `new_buf` when the connection holds none. The first
-    /// bytes of a new request start its head clock at `now`. Returns the plaintext
-    /// bytes added (always 0 on a plain connection).
+    /// bytes of a new request start its head clock at `now`. Returns what was
+    /// gained (nothing on a plain connection).
     pub fn decrypt(
         &mut self,
         limit: usize,
         now: u64,
         new_buf: impl FnOnce() -> Vec<u8>,
-    ) -> Result<usize, TlsError> {
+    ) -> Result<Decrypted, TlsError> {
         let Transport::Tls(t) = &mut self.transport else {
-            return Ok(0);
+            return Ok(Decrypted::default());
         };
         if !t.has_input() && !t.wants_flush() {
-            return Ok(0);
+            return Ok(Decrypted::default());
         }
         let was_empty = self.buf.is_empty();
         if self.buf.capacity() == 0 {
             self.buf = new_buf();
         }
-        let Decrypted { got, closed } = t.decrypt(&mut self.buf, limit)?;
-        self.eof |= closed;
+        let d = t.decrypt(&mut self.buf, limit)?;
+        self.eof |= d.closed;
         match self.state {
             State::Linger => self.buf.clear(),
-            State::Head if got > 0 && was_empty => {
+            State::Head if d.got > 0 && was_empty => {
                 self.deadline = now + self.timeouts.head_ms;
             }
             _ => {}
         }
-        Ok(got)
+        Ok(d)
     }
 
     /// Whether received bytes wait in the transport (TLS records not yet decrypted,

@@ -63,6 +63,8 @@ pub struct Decrypted {
     pub got: usize,
     /// The client sent `close_notify`: nothing more will come.
     pub closed: bool,
+    /// The handshake completed in this call, with this version (1.2 or 1.3).
+    pub handshake: Option<rustls::ProtocolVersion>,
 }
 
 /// A TLS connection's socket, session and buffers.
@@ -108,15 +110,6 @@ impl Tls {
     /// The socket descriptor.
     pub fn fd(&self) -> RawFd {
         self.stream.as_raw_fd()
-    }
-
-    /// The negotiated protocol version (`TLSv1.3`), once the handshake is done.
-    pub fn version(&self) -> Option<&'static str> {
-        Some(match self.session.protocol_version()? {
-            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3",
-            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2",
-            _ => "TLS",
-        })
     }
 
     /// The server name the client asked for (SNI), if it sent one.
@@ -200,6 +193,7 @@ impl Tls {
             }
         }
         let mut out = Decrypted::default();
+        let was_handshaking = self.session.is_handshaking();
         let mut fed = 0;
         let result = loop {
             out.got += self.take_plain(plain, limit);
@@ -228,6 +222,9 @@ impl Tls {
         }
         result?;
         flushed.map_err(TlsError::Io)?;
+        if was_handshaking && !self.session.is_handshaking() {
+            out.handshake = self.session.protocol_version();
+        }
         Ok(out)
     }
 

@@ -102,11 +102,21 @@ impl Worker {
     fn decrypt(&mut self, c: &mut Conn) -> Result<usize, Next> {
         let limit = read_limit(&self.shared.settings, c.phase());
         let shared = &self.shared;
+        let stats = &self.shared.stats;
         match c.decrypt(limit, clock::now_ms(), || shared.take_buffer()) {
-            Ok(n) => Ok(n),
+            Ok(d) => {
+                match d.handshake {
+                    Some(rustls::ProtocolVersion::TLSv1_2) => &stats.tls_handshakes[0],
+                    Some(_) => &stats.tls_handshakes[1],
+                    None => return Ok(d.got),
+                }
+                .fetch_add(1, Ordering::Relaxed);
+                Ok(d.got)
+            }
             Err(TlsError::PlainHttp) => {
                 c.refuse_plain(PLAIN_ON_TLS);
-                self.shared.stats.response(400);
+                stats.response(400);
+                stats.tls_failures.fetch_add(1, Ordering::Relaxed);
                 if let Some(dropped) = REFUSALS.allow() {
                     if dropped > 0 {
                         log::info!("{dropped} more refused requests were not logged");
@@ -116,6 +126,9 @@ impl Worker {
                 Err(Next::Close)
             }
             Err(e) => {
+                if matches!(e, TlsError::Protocol(_)) {
+                    stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                }
                 log::debug!("{}: TLS: {e}", c.peer());
                 Err(Next::Close)
             }

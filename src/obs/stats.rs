@@ -64,6 +64,11 @@ pub struct Stats {
     pub bytes_sent: AtomicU64,
     /// Workers running `process()` now.
     pub busy: AtomicI64,
+    /// TLS handshakes completed: `[TLS 1.2, TLS 1.3]`.
+    pub tls_handshakes: [AtomicU64; 2],
+    /// TLS connections ended by a protocol error (a failed handshake, a bad
+    /// record) or by plain HTTP sent to the TLS port.
+    pub tls_failures: AtomicU64,
     reading: AtomicI64,
     writing: AtomicI64,
     waiting: AtomicI64,
@@ -79,6 +84,8 @@ impl Default for Stats {
             by_class: Default::default(),
             bytes_sent: AtomicU64::new(0),
             busy: AtomicI64::new(0),
+            tls_handshakes: Default::default(),
+            tls_failures: AtomicU64::new(0),
             reading: AtomicI64::new(0),
             writing: AtomicI64::new(0),
             waiting: AtomicI64::new(0),
@@ -117,6 +124,10 @@ pub struct Snapshot {
     pub workers: usize,
     /// Open connections and timer entries of each reactor.
     pub reactors: Vec<(usize, usize)>,
+    /// TLS handshakes completed with TLS 1.2 and with TLS 1.3.
+    pub tls_handshakes: [u64; 2],
+    /// TLS connections ended by a protocol error or plain HTTP.
+    pub tls_failures: u64,
 }
 
 impl Stats {
@@ -170,6 +181,8 @@ impl Stats {
             busy: self.busy.load(Relaxed).max(0),
             workers,
             reactors,
+            tls_handshakes: std::array::from_fn(|i| self.tls_handshakes[i].load(Relaxed)),
+            tls_failures: self.tls_failures.load(Relaxed),
         }
     }
 }
@@ -210,7 +223,11 @@ impl Snapshot {
         for (_, t) in &self.reactors {
             let _ = write!(s, " {t}");
         }
-        s.push('\n');
+        let _ = writeln!(
+            s,
+            "\ntls_handshakes: tls1.2={} tls1.3={}\ntls_failures: {}",
+            self.tls_handshakes[0], self.tls_handshakes[1], self.tls_failures
+        );
         s
     }
 
@@ -221,7 +238,8 @@ impl Snapshot {
             "{{\"uptime_s\":{},\"connections\":{{\"active\":{},\"reading\":{},\"writing\":{},\"idle\":{},\"total\":{},\"handled\":{}}},\
              \"requests\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\
              \"bytes_sent\":{},\"queue_depth\":{},\"workers_busy\":{},\"workers\":{},\
-             \"reactors\":{},\"reactor_active\":[{}],\"reactor_timers\":[{}]}}\n",
+             \"reactors\":{},\"reactor_active\":[{}],\"reactor_timers\":[{}],\
+             \"tls\":{{\"handshakes_tls12\":{},\"handshakes_tls13\":{},\"failures\":{}}}}}\n",
             self.uptime_s,
             self.active,
             self.reading,
@@ -242,6 +260,9 @@ impl Snapshot {
             self.reactors.len(),
             list(self.reactors.iter().map(|r| r.0)),
             list(self.reactors.iter().map(|r| r.1)),
+            self.tls_handshakes[0],
+            self.tls_handshakes[1],
+            self.tls_failures,
         )
     }
 }
