@@ -549,6 +549,11 @@ fn plain_http_garbage_and_stalled_handshakes_end_cleanly() {
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
     assert!(text.contains("plain HTTP request was sent to the HTTPS port"));
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.contains(&format!("Content-Length: {}", body.len())),
+        "{text:?}"
+    );
     assert!(closed);
     // Garbage: a TLS alert record (content type 21), then close.
     let mut s = srv.tcp(srv.https);

@@ -29,7 +29,7 @@ static REFUSALS: Throttle = Throttle::new(20);
 
 /// The answer to plain HTTP on the TLS port, sent unencrypted, as nginx does.
 const PLAIN_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
-Content-Length: 49\r\nConnection: close\r\n\r\nThe plain HTTP request was sent to the HTTPS port\n";
+Content-Length: 50\r\nConnection: close\r\n\r\nThe plain HTTP request was sent to the HTTPS port\n";
 
 /// One step of the driver: go on with the connection, or stop and wait for `Next`.
 type Step = ControlFlow<Next>;
