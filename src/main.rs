@@ -68,6 +68,9 @@ fn main() -> ExitCode {
             });
         }
     };
+    for w in server.tls_warnings() {
+        eprintln!("hearth: warning: {w}");
+    }
     let mut out = std::io::stdout();
     for addr in server.local_addrs() {
         let _ = writeln!(out, "{}", listening_line("http", *addr));

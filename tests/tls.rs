@@ -608,7 +608,12 @@ fn plain_http_garbage_and_stalled_handshakes_end_cleanly() {
 fn redirect_https_sends_308_to_the_same_target() {
     let Some(pki) = Pki::new() else { return };
     let (cert, key) = pki.leaf("leaf", "localhost", 30);
+    // A key file others can read: the server starts, and says so.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let srv = start(&cert, &key, &["--redirect-https"], |_| {});
+    assert!(wait_until(Duration::from_secs(5), || srv
+        .log("server.log")
+        .contains("readable by others")));
     let mut s = srv.tcp(srv.http);
     let r = get_on(&mut s, "/a/b.txt?x=1&y=2", "example.test:8080", "");
     assert_eq!(r.status, 308);

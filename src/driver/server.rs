@@ -178,6 +178,16 @@ impl Server {
         &self.local_tls
     }
 
+    /// What loading the certificates found worth telling the operator (expiry
+    /// near, a key file others can read); also logged.
+    pub fn tls_warnings(&self) -> Vec<String> {
+        self.shared
+            .tls
+            .as_ref()
+            .map(|t| t.resolver.store().warnings().to_vec())
+            .unwrap_or_default()
+    }
+
     /// Worker threads it will run.
     pub fn threads(&self) -> usize {
         self.shared.settings.workers
