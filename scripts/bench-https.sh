@@ -31,6 +31,10 @@ Options:
   --hearth-args ARGS  extra hearth arguments, word-split (e.g. "--threads 1")
   -h, --help          this text
 
+Each wrk run also reports the server's CPU time (user + system, from
+/proc/PID/stat, nginx's workers included) per request: on a machine shared with
+the load generator or other work, a steadier figure than req/s.
+
 Prints one line per round and a median table (Markdown) at the end.
 EOF
 }
@@ -151,9 +155,26 @@ wrk_errors() {
     awk '/Socket errors/ { gsub(/[^0-9 ]/, " "); for (i = 1; i <= NF; i++) n += $i }
          /Non-2xx or 3xx/ { n += $NF } END { print n + 0 }'
 }
-run_wrk() { # OUTFILE wrk-args...
-    local out=$1; shift
+# CPU time (clock ticks) a server process and its children (nginx's workers) used.
+cpu_ticks() {
+    local total=0 p
+    for p in $1 $(pgrep -P "$1" || true); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$total"
+}
+# Server CPU per request in microseconds over one wrk run: ticks delta, requests.
+cpu_per_req() {
+    awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { if (n > 0) printf "%.1f\n", t * 1e6 / hz / n; else print 0 }'
+}
+wrk_requests() { awk '/requests in/ {print $1}'; }
+run_wrk() { # PID OUTFILE wrk-args... ; sets RUN_CPU (µs of server CPU per request)
+    local pid=$1 out=$2 before after; shift 2
+    before=$(cpu_ticks "$pid")
     wrk "$@" > "$out" 2>&1 || true
+    after=$(cpu_ticks "$pid")
+    RUN_CPU=$(cpu_per_req $((after - before)) "$(wrk_requests < "$out")")
 }
 wrk_mibs() {
     awk '/^Transfer\/sec/ {
@@ -197,7 +218,7 @@ idle_per_conn() { # PORT PID -> bytes per connection
     echo $(( (after - before) * 1024 / IDLE ))
 }
 
-declare -A KA NEW BIG IDLEB
+declare -A KA NEW BIG IDLEB CKA CNEW CBIG
 start_hearth
 start_nginx
 wait_port "$HEARTH_PORT"
@@ -205,15 +226,19 @@ wait_port "$NGINX_PORT"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs"
 for r in $(seq "$ROUNDS"); do
     for s in hearth nginx; do
-        if [ "$s" = hearth ]; then port=$HEARTH_PORT; else port=$NGINX_PORT; fi
+        if [ "$s" = hearth ]; then port=$HEARTH_PORT; pid=$HEARTH_PID; else port=$NGINX_PORT; pid=$NGINX_PID; fi
         url="https://127.0.0.1:$port"
-        run_wrk "$TMP/ka" -t1 -c"$CONNS" -d"${DURATION}s" "$url/index.html"
-        run_wrk "$TMP/nc" -t1 -c"$CONNS" -d"${DURATION}s" -H 'Connection: close' "$url/index.html"
-        run_wrk "$TMP/big" -t1 -c4 -d"${DURATION}s" "$url/10m.bin"
+        run_wrk "$pid" "$TMP/ka" -t1 -c"$CONNS" -d"${DURATION}s" "$url/index.html"
+        cka=$RUN_CPU
+        run_wrk "$pid" "$TMP/nc" -t1 -c"$CONNS" -d"${DURATION}s" -H 'Connection: close' "$url/index.html"
+        cnc=$RUN_CPU
+        run_wrk "$pid" "$TMP/big" -t1 -c4 -d"${DURATION}s" "$url/10m.bin"
+        cbig=$RUN_CPU
         ka=$(wrk_rps < "$TMP/ka"); nc=$(wrk_rps < "$TMP/nc"); big=$(wrk_mibs < "$TMP/big")
         errs="$(wrk_errors < "$TMP/ka")/$(wrk_errors < "$TMP/nc")/$(wrk_errors < "$TMP/big")"
         KA[$s]+="$ka "; NEW[$s]+="$nc "; BIG[$s]+="$big "
-        echo "round $r $s: keep-alive $ka req/s, new TLS conn $nc req/s, 10 MiB $big MiB/s (errors $errs)"
+        CKA[$s]+="$cka "; CNEW[$s]+="$cnc "; CBIG[$s]+="$cbig "
+        echo "round $r $s: keep-alive $ka req/s (${cka} us CPU/req), new TLS conn $nc req/s (${cnc} us), 10 MiB $big MiB/s (${cbig} us/file) (errors $errs)"
     done
 done
 for s in hearth nginx; do
@@ -234,4 +259,14 @@ echo "| keep-alive 1 KiB, req/s | $h_ka | $n_ka | $(ratio "$h_ka" "$n_ka") |"
 echo "| new TLS connection per request, req/s | $h_nc | $n_nc | $(ratio "$h_nc" "$n_nc") |"
 echo "| 10 MiB file, MiB/s | $h_big | $n_big | $(ratio "$h_big" "$n_big") |"
 echo "| memory per idle TLS connection, bytes | ${IDLEB[hearth]} | ${IDLEB[nginx]} | $(ratio "${IDLEB[hearth]}" "${IDLEB[nginx]}") |"
+for w in CKA CNEW CBIG; do
+    declare -n col=$w
+    h=$(echo "${col[hearth]}" | median); n=$(echo "${col[nginx]}" | median)
+    case $w in
+        CKA) name="server CPU per keep-alive request, us" ;;
+        CNEW) name="server CPU per new-connection request, us" ;;
+        CBIG) name="server CPU per 10 MiB response, us" ;;
+    esac
+    echo "| $name | $h | $n | $(ratio "$h" "$n") |"
+done
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
