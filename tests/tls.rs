@@ -726,6 +726,28 @@ fn sighup_reloads_certificates_and_keeps_them_when_the_new_ones_fail() {
     assert!(!log.contains("PRIVATE KEY"));
 }
 
+#[test]
+fn sighup_with_a_config_file_reloads_vhost_certificates() {
+    let Some(pki) = Pki::new() else { return };
+    let (cert, key) = pki.leaf("top", "localhost", 30);
+    let (a_cert, a_key) = pki.leaf("a", "a.test", 30);
+    let (a2_cert, a2_key) = pki.leaf("a2", "a-renewed.test", 30);
+    let tmp = tempfile::tempdir().unwrap();
+    let config = vhost_config(&pki, tmp.path(), &a_cert, &a_key);
+    let srv = start(&cert, &key, &["--config", config.to_str().unwrap()], |_| {});
+    let a = || subject(&s_client(&srv, &["-servername", "a.test"])).to_string();
+    assert!(a().contains("CN = a.test"));
+    // The file now names other files for the vhost.
+    vhost_config(&pki, tmp.path(), &a2_cert, &a2_key);
+    send_signal(srv.child.id(), "HUP");
+    assert!(wait_until(Duration::from_secs(5), || a()
+        .contains("CN = a-renewed.test")));
+    // The top-level certificate is unchanged.
+    let out = s_client(&srv, &["-noservername"]);
+    assert!(subject(&out).contains("CN = localhost"), "{out}");
+    assert!(srv.log("server.log").contains("TLS certificates reloaded"));
+}
+
 fn check(args: &[&str]) -> (Option<i32>, String) {
     let root = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
@@ -793,6 +815,22 @@ fn check_loads_keys_of_every_format_and_refuses_mismatches() {
     // One without the other.
     let (code, _) = check(&["--tls-cert", &arg(&cert)]);
     assert_eq!(code, Some(2));
+    // A vhost whose key is not its certificate's: exit 2, naming the vhost's key.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = vhost_config(&pki, tmp.path(), &other_cert, &key);
+    let (code, out) = check(&[
+        "--config",
+        &arg(&config),
+        "--tls-cert",
+        &arg(&cert),
+        "--tls-key",
+        &arg(&key),
+    ]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("does not match") && out.contains(&arg(&other_cert)),
+        "{out}"
+    );
     // Expiring soon, and a key others can read: warnings, still ok.
     let (soon, soon_key) = pki.leaf("soon", "localhost", 3);
     std::fs::set_permissions(
