@@ -467,6 +467,9 @@ fn openssl_sees_tls12_and_13_only_alpn_http11_and_sni() {
     let v12 = s_client(&srv, &["-tls1_2", "-CAfile", ca]);
     assert!(v12.contains("Protocol  : TLSv1.2"), "{v12}");
     assert!(v12.contains("ECDHE-ECDSA-"), "{v12}");
+    // TLS 1.2 without tickets resumes from the server-side session cache.
+    let again = s_client(&srv, &["-tls1_2", "-no_ticket", "-reconnect"]);
+    assert!(again.contains("Reused, TLSv1.2"), "{again}");
     for old in ["-tls1_1", "-tls1"] {
         let out = s_client(&srv, &[old, "-cipher", "DEFAULT@SECLEVEL=0"]);
         assert!(out.contains("Cipher is (NONE)"), "{old}: {out}");
