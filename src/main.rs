@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use hearth::config::file::{self as config_file, LoadError, Loaded};
 use hearth::config::reload::Reloader;
-use hearth::config::settings::Settings;
+use hearth::config::settings::{self, Settings};
 use hearth::config::site::Sites;
 use hearth::config::tls::{CertFiles, CertStore};
 use hearth::obs::logging::Logs;
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let reloader = Reloader::new(argv, &loaded);
+    let reloader = Some(Reloader::new(argv, &loaded));
     let server = match Server::bind_loaded(&loaded, reloader, Some(signals), Some(logs)) {
         Ok(s) => s,
         Err(e) => {
@@ -122,7 +122,8 @@ fn root_problem(root: &Path) -> String {
 /// every certificate and key, like `nginx -t`. Certificates near expiry and key
 /// files others can read are warned about on stderr.
 fn check(loaded: &Loaded) -> ExitCode {
-    let result = Settings::from_config(&loaded.config, 1024)
+    let result = Settings::from_config(&loaded.config, 1024, 1 + loaded.vhosts.len())
+        .and_then(|s| settings::preflight(&loaded.config).map(|()| s))
         .map_err(|e| loaded.locate(e))
         .and_then(|s| Sites::build(loaded, s.file_fds))
         .and_then(|_| CertFiles::of(loaded))

@@ -78,7 +78,7 @@ fn check_names_key_and_line_of_a_bad_value() {
         ("header = [\"Connection: close\"]\n", ":2: header:"),
         (
             "[[vhost]]\nhost = \"a\"\nroot = \"/does/not/exist\"\n",
-            ":2: vhost \"a\"",
+            ":4: root: vhost \"a\"",
         ),
         (
             "[[vhost]]\nhost = \"a\"\nport = 1\n",

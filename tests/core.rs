@@ -371,7 +371,10 @@ fn one_reactor_plus_the_worker_threads() {
     let tasks = std::fs::read_dir(format!("/proc/{}/task", srv.child.id()))
         .unwrap()
         .count();
-    assert_eq!(tasks, 5, "main thread + 3 workers + the file watcher");
+    assert_eq!(
+        tasks, 6,
+        "main thread + 3 workers + the file watcher + the reload thread"
+    );
 }
 
 #[test]

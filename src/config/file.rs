@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches};
-use globset::GlobMatcher;
+use globset::Glob;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use crate::config::settings::{header_line, ConfigError};
+use crate::config::settings::{header_field, ConfigError};
 use crate::config::Config;
 
 /// Keys a `[[vhost]]` table may set: what a site answers requests with. Every other
@@ -47,14 +47,15 @@ const NOT_KEYS: &[&str] = &["config", "check", "help", "version"];
 #[derive(Debug, Clone)]
 pub struct PathRule {
     /// Matches the normalised path without its leading slash (`assets/app.js`).
-    pub glob: GlobMatcher,
+    pub glob: Glob,
     /// `(name, encoded "Name: value\r\n" line)` in the order given.
     pub set: Vec<(String, Vec<u8>)>,
 }
 
 impl PathRule {
     /// A rule for `pattern` (which starts with `/`) setting `headers`; refuses
-    /// malformed globs and the headers [`header_line`] refuses (framing, hop-by-hop).
+    /// malformed globs and the headers [`header_field`] refuses (framing, hop-by-hop,
+    /// server-owned, names that are not tokens).
     pub fn new(pattern: &str, headers: &[(String, String)]) -> Result<PathRule, ConfigError> {
         let Some(rel) = pattern.strip_prefix('/') else {
             return Err(ConfigError(format!("path {pattern:?} must start with '/'")));
@@ -63,12 +64,15 @@ impl PathRule {
         let glob = globset::GlobBuilder::new(rel)
             .literal_separator(true)
             .build()
-            .map_err(|e| ConfigError(format!("path {pattern:?}: {e}")))?
-            .compile_matcher();
-        let set = headers
-            .iter()
-            .map(|(n, v)| Ok((n.clone(), header_line(&format!("{n}: {v}"))?)))
-            .collect::<Result<_, ConfigError>>()?;
+            .map_err(|e| ConfigError(format!("path {pattern:?}: {e}")))?;
+        let mut set: Vec<(String, Vec<u8>)> = Vec::with_capacity(headers.len());
+        for (n, v) in headers {
+            let line = header_field(n, v).map_err(ConfigError)?;
+            if set.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)) {
+                return Err(ConfigError(format!("{n} is set twice in one rule")));
+            }
+            set.push((n.clone(), line));
+        }
         Ok(PathRule { glob, set })
     }
 }
@@ -84,6 +88,8 @@ pub struct Vhost {
     pub rules: Vec<PathRule>,
     /// Where the table starts, for error messages.
     pub line: usize,
+    /// Lines of the table's own keys.
+    lines: BTreeMap<String, usize>,
 }
 
 /// A configuration: the command line over the file, if there is one.
@@ -152,6 +158,30 @@ impl Loaded {
             None => e,
         }
     }
+
+    /// Adds the file name, line and key to an error found while building the site
+    /// of `v`: the line of the vhost's own key when it set the key, else that of the
+    /// top-level key it inherited, else the line of the table.
+    pub fn locate_vhost(&self, v: &Vhost, e: ConfigError) -> ConfigError {
+        let file = self.file.as_deref().unwrap_or(Path::new("-"));
+        let names =
+            |k: &String| e.0.starts_with(&format!("--{k} ")) || e.0.starts_with(&format!("{k} "));
+        let found = v
+            .lines
+            .iter()
+            .find(|(k, _)| names(k))
+            .or_else(|| self.lines.iter().find(|(k, _)| names(k)));
+        let (key, line) = match found {
+            Some((k, line)) => (k.as_str(), *line),
+            None => ("vhost", v.line),
+        };
+        ConfigError(format!(
+            "{}:{line}: {key}: vhost {:?}: {}",
+            file.display(),
+            v.host,
+            e.0
+        ))
+    }
 }
 
 /// Parses `argv` (program name first) and the `--config` file it names, if any.
@@ -180,13 +210,15 @@ pub fn load(argv: &[OsString]) -> Result<Loaded, LoadError> {
     let (config, values) = merge(&file.keys, &BTreeMap::new(), &on_cli, argv)?;
     let mut vhosts = Vec::with_capacity(file.vhosts.len());
     for v in file.vhosts {
-        let (config, _) = merge(&file.keys, &v.keys, &on_cli, argv)?;
+        let (mut config, _) = merge(&file.keys, &v.keys, &on_cli, argv)?;
+        own_lists(&mut config, &v.keys)?;
         let rules = v.rules.unwrap_or_else(|| file.rules.clone());
         vhosts.push(Vhost {
             host: v.host,
             config,
             rules,
             line: v.line,
+            lines: v.keys.iter().map(|(k, a)| (k.clone(), a.line)).collect(),
         });
     }
     Ok(Loaded {
@@ -209,6 +241,7 @@ struct KeyArgs {
 /// A parsed `[[vhost]]` table.
 struct RawVhost {
     host: String,
+    host_line: usize,
     keys: BTreeMap<String, KeyArgs>,
     rules: Option<Vec<PathRule>>,
     line: usize,
@@ -248,6 +281,25 @@ fn merge(
     Ok((config, raw_values(&m)))
 }
 
+/// A vhost's own list replaces the inherited one, from the file or the command line:
+/// clap appends the values of a repeatable flag however often it is given, so the
+/// command line's `--error-page` would otherwise be added to the vhost's own.
+fn own_lists(config: &mut Config, own: &BTreeMap<String, KeyArgs>) -> Result<(), LoadError> {
+    for key in ["header", "error-page"] {
+        let Some(a) = own.get(key) else { continue };
+        let argv = std::iter::once(OsString::from("hearth")).chain(a.args.iter().cloned());
+        let m = Config::command()
+            .try_get_matches_from(argv)
+            .map_err(LoadError::Args)?;
+        let alone = Config::from_arg_matches(&m).map_err(LoadError::Args)?;
+        match key {
+            "header" => config.headers = alone.headers,
+            _ => config.error_pages = alone.error_pages,
+        }
+    }
+    Ok(())
+}
+
 /// Every flag's raw values in `m`, by long name.
 fn raw_values(m: &ArgMatches) -> BTreeMap<String, Vec<OsString>> {
     let cmd = Config::command();
@@ -264,13 +316,29 @@ fn raw_values(m: &ArgMatches) -> BTreeMap<String, Vec<OsString>> {
         .collect()
 }
 
-/// Line (from 1) of byte `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// Where each line of a text starts, so the line of a byte offset is a binary
+/// search: parsing stays linear however many keys the file has.
+struct Lines {
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        let starts = std::iter::once(0)
+            .chain(
+                text.bytes()
+                    .enumerate()
+                    .filter(|(_, b)| *b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
+            .collect();
+        Lines { starts }
+    }
+
+    /// Line (from 1) of byte `offset`.
+    fn of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).max(1)
+    }
 }
 
 /// An error about `key` at `line` of `path`.
@@ -284,9 +352,10 @@ fn first_line(s: &str) -> &str {
 }
 
 /// Parses the TOML text and checks every key.
-fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
-    let doc = DeTable::parse(text).map_err(|e| {
-        let line = e.span().map_or(1, |s| line_of(text, s.start));
+fn parse_file(path: &Path, source: &str) -> Result<File, ConfigError> {
+    let text = &Lines::new(source);
+    let doc = DeTable::parse(source).map_err(|e| {
+        let line = e.span().map_or(1, |s| text.of(s.start));
         ConfigError(format!("{}:{line}: {}", path.display(), e.message()))
     })?;
     let cmd = Config::command();
@@ -297,11 +366,19 @@ fn parse_file(path: &Path, text: &str) -> Result<File, ConfigError> {
     };
     for (k, v) in doc.get_ref() {
         let key: &str = k.get_ref();
-        let line = line_of(text, k.span().start);
+        let line = text.of(k.span().start);
         match key {
             "vhost" => {
                 for t in tables(path, line, key, v)? {
-                    file.vhosts.push(vhost(&cmd, path, text, t)?);
+                    let v = vhost(&cmd, path, text, t)?;
+                    if let Some(first) = file.vhosts.iter().find(|f| f.host == v.host) {
+                        let msg = format!(
+                            "vhost {:?} is given twice (first at line {})",
+                            v.host, first.host_line
+                        );
+                        return Err(at(path, v.host_line, "host", msg));
+                    }
+                    file.vhosts.push(v);
                 }
             }
             "headers" => file.rules = rules(path, text, line, key, v)?,
@@ -333,23 +410,27 @@ fn tables<'a, 'i>(
 fn vhost(
     cmd: &clap::Command,
     path: &Path,
-    text: &str,
+    text: &Lines,
     t: &Spanned<DeValue<'_>>,
 ) -> Result<RawVhost, ConfigError> {
-    let table_line = line_of(text, t.span().start);
+    let table_line = text.of(t.span().start);
     let mut v = RawVhost {
         host: String::new(),
+        host_line: table_line,
         keys: BTreeMap::new(),
         rules: None,
         line: table_line,
     };
     for (k, val) in t.get_ref().as_table().into_iter().flatten() {
         let key: &str = k.get_ref();
-        let line = line_of(text, k.span().start);
+        let line = text.of(k.span().start);
         match key {
             "host" => match val.get_ref().as_str() {
-                Some(h) if !h.is_empty() => v.host = h.to_string(),
-                _ => return Err(at(path, line, "host", "expected a host name string")),
+                Some(h) => {
+                    v.host = vhost_name(h).map_err(|m| at(path, line, "host", m))?;
+                    v.host_line = line;
+                }
+                None => return Err(at(path, line, "host", "expected a host name string")),
             },
             "headers" => v.rules = Some(rules(path, text, line, "vhost.headers", val)?),
             _ if !SITE_KEYS.contains(&key) && is_flag(cmd, key) => {
@@ -368,21 +449,47 @@ fn vhost(
     Ok(v)
 }
 
+/// A `[[vhost]]` host name as requests will be compared with it: lower case, without
+/// the root's trailing dot. Refuses what no `Host` could ever match: a port (the
+/// server answers every port it listens on), spaces, control characters, anything
+/// outside a DNS name, an IPv4 address or an IPv6 address (without brackets).
+fn vhost_name(h: &str) -> Result<String, String> {
+    let name = h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase();
+    if name.parse::<std::net::Ipv6Addr>().is_ok() {
+        return Ok(name);
+    }
+    let why = if name.is_empty() {
+        "expected a host name"
+    } else if name.contains(':') {
+        "a host name without a port: a vhost answers on every port the server listens on"
+    } else if name.starts_with('.') || name.contains("..") {
+        "an empty label can never match a Host"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    {
+        "letters, digits, '-', '_' and '.' only: a Host holding anything else is refused"
+    } else {
+        return Ok(name);
+    };
+    Err(format!("{h:?}: {why}"))
+}
+
 /// `[[headers]]` tables: `path = "/glob"`, `set = { "Name" = "value" }`.
 fn rules(
     path: &Path,
-    text: &str,
+    text: &Lines,
     line: usize,
     key: &str,
     v: &Spanned<DeValue<'_>>,
 ) -> Result<Vec<PathRule>, ConfigError> {
     let mut out = Vec::new();
     for t in tables(path, line, key, v)? {
-        let line = line_of(text, t.span().start);
+        let line = text.of(t.span().start);
         let (mut glob, mut set) = (None, Vec::new());
         for (k, val) in t.get_ref().as_table().into_iter().flatten() {
             let name: &str = k.get_ref();
-            let kline = line_of(text, k.span().start);
+            let kline = text.of(k.span().start);
             match (name, val.get_ref()) {
                 ("path", DeValue::String(p)) => glob = Some(p.to_string()),
                 ("set", DeValue::Table(h)) => {

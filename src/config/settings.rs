@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 
 use crate::config::Config;
+use crate::http::grammar::TCHAR;
 use crate::http::request::Limits;
 
 /// Most reactor threads a process runs.
@@ -20,6 +21,15 @@ pub fn default_reactors(cpus: usize) -> usize {
 
 /// Descriptors kept back from `--max-conns` for files being sent, logs and epoll.
 const FD_RESERVE: u64 = 64;
+/// Descriptors a site holds for as long as it is configured, outside the file cache:
+/// its root directory. (The file watcher is one for all sites, in [`FD_RESERVE`].)
+pub const SITE_FDS: u64 = 1;
+
+/// Descriptors `sites` sites may hold: twice theirs, since during a reload the
+/// running sites and the new ones are both open.
+pub fn site_descriptors(sites: usize) -> u64 {
+    2 * SITE_FDS * sites as u64
+}
 
 /// An IP network, for `--stats-allow`.
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +115,8 @@ pub struct Settings {
     pub max_conns: usize,
     /// Open descriptors the file caches of all sites may hold together.
     pub file_fds: usize,
+    /// Sites (the default and the vhosts) whose descriptors were budgeted.
+    pub sites: usize,
     /// Grace period on stop.
     pub grace_ms: u64,
     /// Wait for EPOLLOUT before the first write of every response.
@@ -156,6 +168,29 @@ const RESERVED_HEADERS: &[&str] = &[
     "proxy-authorization",
 ];
 
+/// Header names the server sets itself on the responses that need them: the
+/// representation (type, coding, range), its validators, `Date`, `Server`, the
+/// redirect target, `Allow`, `Vary` and CORS (`--cors`). A configured copy would make
+/// a response carry two of them (two ETags, a Content-Encoding on an identity body).
+const OWNED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-encoding",
+    "content-range",
+    "accept-ranges",
+    "etag",
+    "last-modified",
+    "date",
+    "server",
+    "location",
+    "allow",
+    "vary",
+    "access-control-allow-origin",
+    "access-control-expose-headers",
+    "access-control-allow-methods",
+    "access-control-allow-headers",
+    "access-control-max-age",
+];
+
 /// Whether `name` is a framing or hop-by-hop header that configuration may not set.
 pub fn reserved_header(name: &str) -> bool {
     RESERVED_HEADERS
@@ -163,30 +198,65 @@ pub fn reserved_header(name: &str) -> bool {
         .any(|r| r.eq_ignore_ascii_case(name.trim()))
 }
 
-/// Encodes `Name: value` as a header line, refusing malformed names and values and
-/// the names in [`reserved_header`].
-pub fn header_line(spec: &str) -> Result<Vec<u8>, ConfigError> {
-    let bad = || ConfigError(format!("--header {spec:?}: expected 'Name: value'"));
-    let (name, value) = spec.split_once(':').ok_or_else(bad)?;
-    let value = value.trim();
-    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
-    if name.is_empty()
-        || !name.bytes().all(token)
-        || value.bytes().any(|c| c < 0x20 && c != b'\t' || c == 0x7f)
-    {
-        return Err(bad());
+/// Whether `name` is a header the server sets itself (see [`OWNED_HEADERS`]).
+pub fn owned_header(name: &str) -> bool {
+    OWNED_HEADERS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name.trim()))
+}
+
+/// Encodes `name: value` as a header line. The name must be a token (RFC 9110
+/// §5.6.2, so no `:` or space), the value free of control characters, and neither a
+/// framing, hop-by-hop or server-owned name; the error is a message without a key.
+pub fn header_field(name: &str, value: &str) -> Result<Vec<u8>, String> {
+    if name.is_empty() || !name.bytes().all(|c| TCHAR[usize::from(c)]) {
+        return Err(format!(
+            "{name:?} is not a header name (a token: no spaces or ':')"
+        ));
     }
+    let value = header_value(value).map_err(|e| format!("{name}: {e}"))?;
     if reserved_header(name) {
-        return Err(ConfigError(format!(
-            "--header {spec:?}: {name} is set by the server (framing or hop-by-hop header)"
-        )));
+        return Err(format!(
+            "{name} is set by the server (framing or hop-by-hop header)"
+        ));
+    }
+    if owned_header(name) {
+        return Err(format!(
+            "{name} is set by the server for each response; it cannot be configured"
+        ));
     }
     Ok(format!("{name}: {value}\r\n").into_bytes())
 }
 
+/// A header value with the spaces around it trimmed, refused if it holds a control
+/// character (CR and LF included, which would start another header).
+pub fn header_value(value: &str) -> Result<&str, String> {
+    let value = value.trim_matches([' ', '\t']);
+    if value.bytes().any(|c| c < 0x20 && c != b'\t' || c == 0x7f) {
+        return Err("the value holds a control character".into());
+    }
+    Ok(value)
+}
+
+/// Encodes `Name: value` (a `--header`) as a header line, refusing what
+/// [`header_field`] refuses and `Cache-Control`, which `--cache-control` and
+/// `[[headers]]` rules set (so a response never carries two).
+pub fn header_line(spec: &str) -> Result<Vec<u8>, ConfigError> {
+    let (name, value) = spec
+        .split_once(':')
+        .ok_or_else(|| ConfigError(format!("--header {spec:?}: expected 'Name: value'")))?;
+    if name.eq_ignore_ascii_case("cache-control") {
+        return Err(ConfigError(format!(
+            "--header {spec:?}: set Cache-Control with --cache-control or a [[headers]] rule"
+        )));
+    }
+    header_field(name, value).map_err(|e| ConfigError(format!("--header {spec:?}: {e}")))
+}
+
 impl Settings {
-    /// Validates the configuration and derives the settings.
-    pub fn from_config(cfg: &Config, nofile: u64) -> Result<Settings, ConfigError> {
+    /// Validates the configuration and derives the settings, for `sites` sites (the
+    /// default and the vhosts) under a limit of `nofile` descriptors.
+    pub fn from_config(cfg: &Config, nofile: u64, sites: usize) -> Result<Settings, ConfigError> {
         let cpus = num_cpus::get();
         let workers = cfg.threads.unwrap_or(cpus).max(1);
         let reactors = match cfg.reactors {
@@ -218,11 +288,21 @@ impl Settings {
                 }
             }
         }
-        if cfg.max_header < 64 || cfg.max_uri < 16 {
-            return Err(ConfigError(
-                "--max-header and --max-uri are too small".into(),
-            ));
+        if cfg.max_header < 64 {
+            return Err(ConfigError(format!(
+                "--max-header {}: too small (at least 64)",
+                cfg.max_header
+            )));
         }
+        if cfg.max_uri < 16 {
+            return Err(ConfigError(format!(
+                "--max-uri {}: too small (at least 16)",
+                cfg.max_uri
+            )));
+        }
+        // The sites' own descriptors come off the top, so connections filling up
+        // never leave a site without one to open a file with.
+        let nofile = nofile.saturating_sub(site_descriptors(sites.max(1)));
         let tls = match (&cfg.tls_cert, &cfg.tls_key) {
             (Some(_), Some(_)) => true,
             (None, None) => false,
@@ -260,6 +340,7 @@ impl Settings {
             reactors,
             max_conns,
             file_fds: descriptor_budget(nofile, max_conns, workers),
+            sites: sites.max(1),
             grace_ms: cfg.grace * 1000,
             defer_write: cfg.defer_write,
             tls,
@@ -267,6 +348,59 @@ impl Settings {
             redirect_https: cfg.redirect_https,
         })
     }
+}
+
+/// What `--check` verifies on this host beyond the values themselves, as start-up
+/// would find it: the log directory is a directory (or can be made), the access
+/// log's and the pid file's directories exist, and every `--bind` address is one this host has (tried with
+/// port 0, so a server already running on the port does not fail the check).
+pub fn preflight(cfg: &Config) -> Result<(), ConfigError> {
+    if !cfg.close_log && cfg.log_dir.exists() && !cfg.log_dir.is_dir() {
+        return Err(ConfigError(format!(
+            "--log-dir {:?}: not a directory",
+            cfg.log_dir
+        )));
+    }
+    let access = cfg.access_log.as_str();
+    if !cfg.close_log && access != "on" && access != "off" {
+        let p = std::path::Path::new(access);
+        match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() && !d.is_dir() => {
+                return Err(ConfigError(format!(
+                    "--access-log {p:?}: the directory {d:?} does not exist"
+                )))
+            }
+            _ if p.is_dir() => {
+                return Err(ConfigError(format!("--access-log {p:?}: is a directory")))
+            }
+            _ => {}
+        }
+    }
+    if let Some(p) = &cfg.pid_file {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(ConfigError(format!(
+                "--pid-file {p:?}: the directory {dir:?} does not exist"
+            )));
+        }
+        if p.is_dir() {
+            return Err(ConfigError(format!("--pid-file {p:?}: is a directory")));
+        }
+    }
+    for ip in &cfg.bind {
+        if let Err(e) = std::net::TcpListener::bind((*ip, 0)) {
+            if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
+                return Err(ConfigError(format!(
+                    "--bind {ip}: this host has no such address"
+                )));
+            }
+            return Err(ConfigError(format!("--bind {ip}: {e}")));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -295,7 +429,17 @@ mod tests {
         assert!(header_line("Bad Name: x").is_err());
         assert!(header_line("NoColon").is_err());
         assert!(header_line("X: a\r\nInjected: 1").is_err());
+        assert!(header_line("X-A: b: c").unwrap() == b"X-A: b: c\r\n");
+        assert!(header_field("X-A: b", "c").is_err());
+        assert!(header_field("X A", "c").is_err());
         for reserved in [
+            "Content-Type: text/plain",
+            "ETag: \"x\"",
+            "content-encoding: gzip",
+            "Date: x",
+            "Content-Range: bytes 0-1/2",
+            "Access-Control-Allow-Origin: *",
+            "Cache-Control: no-cache",
             "Content-Length: 0",
             "transfer-encoding: chunked",
             "Connection: close",

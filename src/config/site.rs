@@ -6,10 +6,12 @@
 //! reload builds a new one and swaps it in (see `Shared::sites`), so a request sees
 //! one consistent configuration from start to end.
 
+use globset::{GlobSet, GlobSetBuilder};
+
 use crate::config::file::Loaded;
 pub use crate::config::file::PathRule;
 use crate::config::routes::{ErrorPages, TryFiles};
-use crate::config::settings::{header_line, ConfigError};
+use crate::config::settings::{header_field, header_line, header_value, ConfigError};
 use crate::config::Config;
 use crate::files::Files;
 
@@ -20,12 +22,20 @@ pub struct Site {
     pub files: Files,
     /// Pre-encoded headers added to every response (`--header`, CORS, nosniff).
     pub extra_headers: Vec<u8>,
+    /// The same headers one by one, with their lower-case names, so a `[[headers]]`
+    /// rule setting one of them replaces it instead of adding a second.
+    extra: Vec<(String, Vec<u8>)>,
     /// Cache-Control for file responses.
     pub cache_control: Option<String>,
     /// CORS origin.
     pub cors: Option<String>,
+    /// Responses vary by `Origin` (CORS with an origin other than `*`).
+    pub vary_origin: bool,
     /// Per-path header rules, in file order (a later match wins per header name).
     pub rules: Vec<PathRule>,
+    /// Their globs as one matcher: a request is matched once against all of them,
+    /// not once per rule.
+    rule_set: GlobSet,
     /// `--try-files`: candidates for GET/HEAD and a fallback.
     pub try_files: Option<TryFiles>,
     /// `--error-page`: files served as the bodies of error responses.
@@ -40,21 +50,47 @@ impl Site {
         rules: Vec<PathRule>,
         fd_budget: usize,
     ) -> Result<Site, ConfigError> {
-        let mut extra = b"X-Content-Type-Options: nosniff\r\n".to_vec();
+        let mut extra: Vec<(String, Vec<u8>)> = Vec::with_capacity(cfg.headers.len() + 4);
         for h in &cfg.headers {
-            extra.extend_from_slice(&header_line(h)?);
+            let line = header_line(h)?;
+            let name = h
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if extra.iter().any(|(n, _)| *n == name) {
+                return Err(ConfigError(format!(
+                    "--header {h:?}: {name} is given twice; a response carries one"
+                )));
+            }
+            extra.push((name, line));
+        }
+        // nosniff unless a --header set X-Content-Type-Options itself.
+        if !extra.iter().any(|(n, _)| n == "x-content-type-options") {
+            let nosniff = b"X-Content-Type-Options: nosniff\r\n".to_vec();
+            extra.insert(0, ("x-content-type-options".into(), nosniff));
         }
         if let Some(origin) = &cfg.cors {
-            extra.extend_from_slice(&header_line(&format!(
-                "Access-Control-Allow-Origin: {origin}"
-            ))?);
-            extra.extend_from_slice(b"Access-Control-Expose-Headers: Content-Length, Content-Range, ETag, Last-Modified\r\n");
+            let bad = |e: String| ConfigError(format!("--cors {origin:?}: {e}"));
+            let line = |n: &str, v: &str| {
+                let line = format!("{n}: {v}\r\n").into_bytes();
+                (n.to_ascii_lowercase(), line)
+            };
+            let origin = header_value(origin).map_err(bad)?;
+            extra.push(line("Access-Control-Allow-Origin", origin));
+            extra.push(line(
+                "Access-Control-Expose-Headers",
+                "Content-Length, Content-Range, ETag, Last-Modified",
+            ));
             if origin != "*" {
-                extra.extend_from_slice(b"Vary: Origin\r\n");
+                // The one Vary of a response that has no other (see `Site::vary`).
+                extra.push(line("Vary", "Origin"));
             }
         }
         if let Some(cc) = &cfg.cache_control {
-            header_line(&format!("Cache-Control: {cc}"))?;
+            header_field("Cache-Control", cc)
+                .map_err(|e| ConfigError(format!("--cache-control {cc:?}: {e}")))?;
         }
         if !cfg.root.is_dir() {
             return Err(ConfigError(format!(
@@ -74,25 +110,59 @@ impl Site {
         .map_err(|e| ConfigError(format!("root {:?}: {e}", cfg.root)))?;
         Ok(Site {
             files,
-            extra_headers: extra,
+            extra_headers: extra.iter().flat_map(|(_, l)| l.iter().copied()).collect(),
+            extra,
             cache_control: cfg.cache_control.clone(),
             cors: cfg.cors.clone(),
+            vary_origin: cfg.cors.as_deref().is_some_and(|o| o.trim() != "*"),
+            rule_set: rule_set(&rules)?,
             rules,
             try_files,
             error_pages,
         })
     }
 
-    /// Appends the `[[headers]]` lines for the normalised path `rel` to `out` (the
-    /// last matching rule wins per name); `matched` is reused scratch. Returns
-    /// whether a rule set `Cache-Control`, which then replaces `--cache-control`.
-    pub fn path_headers(&self, rel: &str, matched: &mut Vec<usize>, out: &mut Vec<u8>) -> bool {
-        if self.rules.is_empty() {
+    /// Appends the headers of a file response for the file at `rel` (its path under
+    /// the root: the index file for a directory, what try-files found) to `out`: the
+    /// configured headers, then the `[[headers]]` lines whose glob matches `rel`. The
+    /// last matching rule wins per name, and a rule's header replaces a configured
+    /// one of the same name, so no name appears twice. `matched` is reused scratch.
+    /// Returns whether a rule set `Cache-Control`, which then replaces
+    /// `--cache-control`.
+    ///
+    /// With `vary`, the response writes its own `Vary` (see [`Site::vary`]) and the
+    /// site's `Vary: Origin` is left out here.
+    pub fn file_headers(
+        &self,
+        rel: &str,
+        vary: bool,
+        matched: &mut Vec<usize>,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        matched.clear();
+        if !self.rules.is_empty() {
+            let rel = rel.trim_end_matches('/');
+            // In ascending order: file order, so a later rule wins.
+            self.rule_set.matches_into(rel, matched);
+        }
+        if matched.is_empty() && !(vary && self.vary_origin) {
+            out.extend_from_slice(&self.extra_headers);
             return false;
         }
-        matched.clear();
-        let rel = rel.trim_end_matches('/');
-        matched.extend((0..self.rules.len()).filter(|&i| self.rules[i].glob.is_match(rel)));
+        let ruled = |name: &str| {
+            (vary && name == "vary")
+                || matched.iter().any(|&j| {
+                    self.rules[j]
+                        .set
+                        .iter()
+                        .any(|(n, _)| n.eq_ignore_ascii_case(name))
+                })
+        };
+        for (name, line) in &self.extra {
+            if !ruled(name) {
+                out.extend_from_slice(line);
+            }
+        }
         let mut cache_control = false;
         for (k, &i) in matched.iter().enumerate() {
             for (name, line) in &self.rules[i].set {
@@ -110,6 +180,26 @@ impl Site {
         }
         cache_control
     }
+
+    /// The one `Vary` value of a file response whose file has precompressed
+    /// siblings: `Accept-Encoding`, with `Origin` when CORS names an origin.
+    pub fn vary(&self) -> &'static [u8] {
+        if self.vary_origin {
+            b"Origin, Accept-Encoding"
+        } else {
+            b"Accept-Encoding"
+        }
+    }
+}
+
+/// The globs of `rules` as one set, matched by index.
+fn rule_set(rules: &[PathRule]) -> Result<GlobSet, ConfigError> {
+    let mut set = GlobSetBuilder::new();
+    for r in rules {
+        set.add(r.glob.clone());
+    }
+    set.build()
+        .map_err(|e| ConfigError(format!("headers: {e}")))
 }
 
 /// The sites of one configuration: the default and the virtual hosts.
@@ -150,15 +240,8 @@ impl Sites {
             .map_err(|e| loaded.locate(e))?;
         let mut vhosts = Vec::with_capacity(loaded.vhosts.len());
         for v in &loaded.vhosts {
-            let site = Site::from_config(&v.config, v.rules.clone(), fd_budget).map_err(|e| {
-                let file = loaded.file.as_deref().unwrap_or(std::path::Path::new("-"));
-                ConfigError(format!(
-                    "{}:{}: vhost {:?}: {e}",
-                    file.display(),
-                    v.line,
-                    v.host
-                ))
-            })?;
+            let site = Site::from_config(&v.config, v.rules.clone(), fd_budget)
+                .map_err(|e| loaded.locate_vhost(v, e))?;
             vhosts.push((v.host.clone(), site));
         }
         Sites::new(default, vhosts)
@@ -170,11 +253,35 @@ impl Sites {
         let Some(host) = host.filter(|_| !self.vhosts.is_empty()) else {
             return &self.default;
         };
+        // A fully qualified name with its root dot names the same site, as in nginx.
         let name = host_name(host);
+        let name = name.strip_suffix('.').unwrap_or(name);
         self.vhosts
             .iter()
             .find(|(h, _)| h.eq_ignore_ascii_case(name))
             .map_or(&self.default, |(_, s)| s)
+    }
+
+    /// Whether any site's root is no longer the directory its configured path
+    /// names (see [`Files::root_moved`]).
+    pub fn roots_moved(&self) -> bool {
+        self.all().any(|s| s.files.root_moved())
+    }
+
+    /// What every configured root path names now (see
+    /// [`Files::configured_identity`]), to tell one failed rebuild from the next.
+    pub fn root_identities(&self) -> Vec<Option<(u64, u64)>> {
+        self.all().map(|s| s.files.configured_identity()).collect()
+    }
+
+    /// The default site, then the vhosts.
+    fn all(&self) -> impl Iterator<Item = &Site> {
+        std::iter::once(&self.default).chain(self.vhosts.iter().map(|(_, s)| s))
+    }
+
+    /// Sites in all, the default included.
+    pub fn count(&self) -> usize {
+        1 + self.vhosts.len()
     }
 
     /// The default site.
@@ -224,14 +331,17 @@ mod tests {
         ]);
         let site = Site::from_config(&cfg, rules, 16).unwrap();
         let (mut m, mut out) = (Vec::new(), Vec::new());
-        assert!(site.path_headers("assets/app.js", &mut m, &mut out));
-        assert_eq!(out, b"X-A: 1\r\ncache-control: max-age=60\r\n");
+        let nosniff = "X-Content-Type-Options: nosniff\r\n";
+        assert!(site.file_headers("assets/app.js", false, &mut m, &mut out));
+        let want = format!("{nosniff}X-A: 1\r\ncache-control: max-age=60\r\n");
+        assert_eq!(String::from_utf8_lossy(&out), want);
         out.clear();
-        assert!(site.path_headers("index.html", &mut m, &mut out));
-        assert_eq!(out, b"Cache-Control: no-cache\r\nX-A: 1\r\nX-B: 2\r\n");
+        assert!(site.file_headers("index.html", false, &mut m, &mut out));
+        let want = format!("{nosniff}Cache-Control: no-cache\r\nX-A: 1\r\nX-B: 2\r\n");
+        assert_eq!(String::from_utf8_lossy(&out), want);
         out.clear();
         // `*` does not cross a slash.
-        site.path_headers("sub/index.html", &mut m, &mut out);
+        site.file_headers("sub/index.html", false, &mut m, &mut out);
         assert!(!String::from_utf8_lossy(&out).contains("X-B"));
         assert!(PathRule::new("/x", &[h("Connection", "close")]).is_err());
         assert!(PathRule::new("x/**", &[]).is_err());

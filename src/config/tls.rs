@@ -55,7 +55,11 @@ impl CertFiles {
         let mut hosts = Vec::with_capacity(loaded.vhosts.len());
         for v in &loaded.vhosts {
             match (pair(&v.config)?, &default) {
-                (Some((c, k)), Some(_)) => hosts.push((v.host.to_ascii_lowercase(), c, k)),
+                (Some((c, k)), Some(_)) => {
+                    // `a.example.` names the same site as `a.example`.
+                    let host = v.host.strip_suffix('.').unwrap_or(&v.host);
+                    hosts.push((host.to_ascii_lowercase(), c, k))
+                }
                 (Some(_), None) => {
                     return Err(ConfigError(format!(
                         "vhost {:?} has tls-cert but the top level has none (needed for \

@@ -41,7 +41,7 @@ pub struct Server {
     local: Vec<SocketAddr>,
     local_tls: Vec<SocketAddr>,
     signals: Option<SignalFd>,
-    reloader: Option<Reloader>,
+    reloader: Reloader,
     notices: Vec<Receiver<Notice>>,
     queue_tx: Sender<Batch>,
     queue_rx: Receiver<Batch>,
@@ -87,7 +87,8 @@ impl Server {
     }
 
     /// As [`Server::bind`], for a configuration that may come from a file (with
-    /// vhosts and header rules); with `reloader`, SIGHUP reloads that file.
+    /// vhosts and header rules); with `reloader`, SIGHUP reloads that file, and
+    /// without one it builds the running configuration again (roots resolved anew).
     pub fn bind_loaded(
         loaded: &Loaded,
         reloader: Option<Reloader>,
@@ -97,8 +98,8 @@ impl Server {
         let cfg = &loaded.config;
         sys::ignore_sigpipe();
         let nofile = sys::raise_nofile_limit().unwrap_or(1024);
-        let mut settings =
-            Settings::from_config(cfg, nofile).map_err(|e| StartError::Config(loaded.locate(e)))?;
+        let mut settings = Settings::from_config(cfg, nofile, 1 + loaded.vhosts.len())
+            .map_err(|e| StartError::Config(loaded.locate(e)))?;
         let sites = Sites::build(loaded, settings.file_fds).map_err(StartError::Config)?;
         let tls = TlsSetup::new(loaded).map_err(|e| StartError::Config(loaded.locate(e)))?;
         // Plain HTTP on every address, then HTTPS on every address.
@@ -153,7 +154,7 @@ impl Server {
             local,
             local_tls,
             signals,
-            reloader,
+            reloader: reloader.unwrap_or_else(|| Reloader::new(Vec::new(), loaded)),
             notices,
             queue_tx,
             queue_rx,
@@ -212,10 +213,17 @@ impl Server {
         let logs = self.logs.map(Arc::new);
         let workers = spawn_workers(&self.shared, &self.queue_rx, logs.as_deref())?;
         drop(self.queue_rx);
+        let s = &self.shared.settings;
+        let (trigger, reload_thread) = self.reloader.start(
+            self.shared.sites.clone(),
+            s.file_fds,
+            s.sites,
+            self.shared.tls.clone(),
+        )?;
         let control = Control {
             signals: self.signals,
             logs: logs.clone(),
-            reload: self.reloader,
+            reload: Some(trigger),
         };
         let parts = self.listeners.into_iter().zip(self.notices).collect();
         let (first, reactors) = start_reactors(&self.shared, parts, control, self.queue_tx)?;
@@ -231,6 +239,11 @@ impl Server {
         }
         for w in workers {
             let _ = w.join();
+        }
+        // Reactor 0 held the last trigger: the reload thread ends after any reload
+        // it is running.
+        if reload_thread.join().is_err() {
+            log::error!("the reload thread panicked");
         }
         if let Some(p) = &self.pid_file {
             let _ = std::fs::remove_file(p);

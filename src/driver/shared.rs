@@ -127,12 +127,14 @@ pub struct Shared {
     pub settings: Settings,
     /// The sites of the running configuration. A reload swaps in a new one; a worker
     /// loads it once per request (no lock, no reference-count traffic on the hot
-    /// path) and keeps that one until the response is planned.
-    pub sites: ArcSwap<Sites>,
+    /// path) and keeps that one until the response is planned. Shared with the
+    /// reload thread, which swaps them.
+    pub sites: Arc<ArcSwap<Sites>>,
     /// Counters.
     pub stats: Arc<Stats>,
-    /// HTTPS: the rustls configuration and certificates, when TLS is on.
-    pub tls: Option<TlsSetup>,
+    /// HTTPS: the rustls configuration and certificates, when TLS is on (the
+    /// reload thread holds it too, to swap certificates).
+    pub tls: Option<Arc<TlsSetup>>,
     /// Set once a stop has begun.
     pub draining: AtomicBool,
     /// Accepting failed for lack of descriptors or memory and has not succeeded
@@ -157,9 +159,9 @@ impl Shared {
     ) -> Shared {
         Shared {
             settings,
-            sites: ArcSwap::from_pointee(sites),
+            sites: Arc::new(ArcSwap::from_pointee(sites)),
             stats: Arc::new(Stats::default()),
-            tls,
+            tls: tls.map(Arc::new),
             draining: AtomicBool::new(false),
             accept_starved: AtomicBool::new(false),
             links: links.into_boxed_slice(),
@@ -243,7 +245,7 @@ impl Context for Shared {
     }
 
     fn tls(&self) -> Option<&TlsSetup> {
-        self.tls.as_ref()
+        self.tls.as_deref()
     }
 
     fn is_draining(&self) -> bool {

@@ -3,8 +3,10 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
+use std::os::fd::AsFd;
 use std::os::fd::BorrowedFd;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -67,6 +69,12 @@ impl Entry {
             Some(sibling) => sibling,
             None => self,
         }
+    }
+
+    /// The file's path under the root: the index file for a directory, the file
+    /// itself (not a sibling) for a precompressed representation's source.
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     /// True if the response depends on `Accept-Encoding` (siblings are served).
@@ -139,10 +147,53 @@ fn etag(st: &FileStat, coding: Option<Coding>) -> String {
     tag
 }
 
+/// Attempts at reading a small file whole while it is being rewritten; between
+/// them a pause growing by [`READ_BACKOFF_US`] each time up to a millisecond (about
+/// 40 ms in all, spent only on a file that keeps changing), so a writer has time to
+/// finish.
+const READ_TRIES: u64 = 50;
+const READ_BACKOFF_US: u64 = 50;
+
+/// Reads a small file whole, as one consistent version: the bytes read are as many
+/// as the file holds, and its size and times did not change while they were read.
+/// A file truncated and rewritten meanwhile is read again (a short read is no
+/// error). `None`: it grew past [`SMALL_FILE`]. `EAGAIN` after [`READ_TRIES`]
+/// reads that each saw it change.
+fn read_whole(file: &File, st: &FileStat) -> io::Result<Option<(Vec<u8>, FileStat)>> {
+    let mut before = *st;
+    for attempt in 0..READ_TRIES {
+        if before.size > SMALL_FILE {
+            return Ok(None);
+        }
+        // One byte more than the size shows a file that grew.
+        let want = before.size as usize + 1;
+        let mut data = vec![0u8; want];
+        let mut got = 0;
+        while got < want {
+            match file.read_at(&mut data[got..], got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        data.truncate(got);
+        let after = sys::fstat(file.as_fd())?;
+        if got as u64 == after.size && identity(&after) == identity(&before) {
+            return Ok(Some((data, after)));
+        }
+        let pause = (attempt * READ_BACKOFF_US).min(1000);
+        std::thread::sleep(std::time::Duration::from_micros(pause));
+        // Compared with what the file is now, not with what it was before the pause.
+        before = sys::fstat(file.as_fd())?;
+    }
+    Err(io::Error::from_raw_os_error(libc::EAGAIN))
+}
+
 /// Reads `file` (fstat'ed as `st`, at `path`) into an entry, not yet stamped and
 /// without siblings. Refuses what is not a readable regular file.
 pub(super) fn build(
-    mut file: File,
+    file: File,
     st: &FileStat,
     path: &str,
     content_type: &'static str,
@@ -156,17 +207,20 @@ pub(super) fn build(
     if st.mode & 0o444 == 0 {
         return Err(io::Error::from_raw_os_error(libc::EACCES));
     }
-    let len = st.size;
-    let content = if len <= SMALL_FILE {
-        let mut data = Vec::with_capacity(len as usize);
-        (&mut file).take(len).read_to_end(&mut data)?;
-        if data.len() as u64 != len {
-            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+    let (content, st) = if st.size <= SMALL_FILE {
+        match read_whole(&file, st)? {
+            Some((data, now)) => (Content::Memory(data.into()), now),
+            // It grew past the in-memory size while being read: sent from disk.
+            None => {
+                let now = sys::fstat(file.as_fd())?;
+                (Content::Disk(Arc::new(file)), now)
+            }
         }
-        Content::Memory(data.into())
     } else {
-        Content::Disk(Arc::new(file))
+        (Content::Disk(Arc::new(file)), *st)
     };
+    let st = &st;
+    let len = st.size;
     let mtime = st.mtime.0.max(0) as u64;
     Ok(Entry {
         len,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use crate::clock;
 use crate::http::Status;
+use crate::obs::logging::Throttle;
 use crate::sys::{self, FileStat};
 
 use cache::Cache;
@@ -44,6 +45,9 @@ pub enum Lookup {
     Error(Status),
 }
 
+/// Lines a second for failures to open or read a file.
+static OPEN_ERRORS: Throttle = Throttle::new(5);
+
 /// Maps an `open`/`read` failure to the status the client sees.
 pub fn errno_status(e: &io::Error) -> Status {
     match e.raw_os_error() {
@@ -51,7 +55,10 @@ pub fn errno_status(e: &io::Error) -> Status {
         Some(libc::EACCES | libc::EPERM | libc::ELOOP | libc::EXDEV | libc::ENXIO) => {
             Status::Forbidden
         }
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM) => Status::ServiceUnavailable,
+        // EAGAIN: a small file kept changing while it was read (see entry.rs).
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN) => {
+            Status::ServiceUnavailable
+        }
         _ => Status::InternalError,
     }
 }
@@ -77,6 +84,9 @@ fn hidden_path(p: &Path) -> bool {
 #[derive(Debug)]
 pub struct Files {
     root: PathBuf,
+    /// The root as configured (a symbolic link, say), to notice when it names
+    /// another directory than the one held.
+    configured: PathBuf,
     root_dir: OwnedFd,
     follow_symlinks: bool,
     autoindex: bool,
@@ -101,10 +111,12 @@ impl Files {
         fd_budget: usize,
         precompressed: bool,
     ) -> io::Result<Files> {
+        let configured = root.to_path_buf();
         let root = root.canonicalize()?;
         let root_dir = sys::open_dir_path(&root)?;
         Ok(Files {
             watch: Watch::new(&root),
+            configured,
             root,
             root_dir,
             follow_symlinks,
@@ -120,6 +132,25 @@ impl Files {
     /// The canonical root.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// What the configured root path names now, symbolic links followed: device
+    /// and inode, or `None` when nothing (a directory or not) stands there.
+    pub fn configured_identity(&self) -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&self.configured).ok()?;
+        m.is_dir().then(|| (m.dev(), m.ino()))
+    }
+
+    /// Whether the root held open is no longer what the configured path names: it
+    /// was deleted, moved away, or a symbolic link on the way now points elsewhere.
+    /// A root is held as a descriptor, so a new tree at the old name is otherwise
+    /// never seen.
+    pub fn root_moved(&self) -> bool {
+        let Ok(held) = sys::fstat(self.root_dir.as_fd()) else {
+            return true;
+        };
+        held.nlink == 0 || self.configured_identity() != Some((held.dev, held.ino))
     }
 
     /// Opens `rel` under the root, then applies the root and dotfile rules to what the
@@ -197,12 +228,24 @@ impl Files {
             }
             Err(e) => {
                 let status = errno_status(&e);
-                match status {
-                    Status::InternalError => log::error!("open {rel:?}: {e}"),
-                    Status::ServiceUnavailable => {
-                        log::error!("open {rel:?}: {e} (out of descriptors or memory)")
-                    }
-                    _ => log::debug!("open {rel:?}: {e}"),
+                let serious = matches!(status, Status::InternalError | Status::ServiceUnavailable);
+                if !serious {
+                    log::debug!("open {rel:?}: {e}");
+                } else if let Some(dropped) = OPEN_ERRORS.allow() {
+                    // One line per failure, but not a flood of them.
+                    let more = if dropped > 0 {
+                        format!(" ({dropped} more like it not logged)")
+                    } else {
+                        String::new()
+                    };
+                    let why = match e.raw_os_error() {
+                        Some(libc::EAGAIN) => " (the file kept changing while read)",
+                        _ if status == Status::ServiceUnavailable => {
+                            " (out of descriptors or memory)"
+                        }
+                        _ => "",
+                    };
+                    log::error!("open {rel:?}: {e}{why}{more}");
                 }
                 Lookup::Error(status)
             }

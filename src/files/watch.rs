@@ -10,6 +10,11 @@
 //! after the next request has been answered (on two busy cores, often). `sync` is
 //! one non-blocking `read` when nothing is queued, about a third of a `stat`.
 //!
+//! One inotify instance and one thread serve every root in the
+//! process, whatever the number of sites: descriptors and the per-user limit of 128
+//! inotify instances are not spent per site. A root's watches are removed when the
+//! last `Files` serving it is dropped (after a reload, say).
+//!
 //! Where inotify is missing, or a watch cannot be added (the per-user limit), entries
 //! get no stamp and are checked with `stat` on every hit instead.
 //!
@@ -22,11 +27,11 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use crate::sys::{self, EventFd, Inotify};
+use crate::sys::{self, Inotify};
 
 /// What changes a cached file, or a name on the way to it, or a sibling beside it.
 const MASK: u32 = libc::IN_MODIFY
@@ -41,8 +46,8 @@ const MASK: u32 = libc::IN_MODIFY
     | libc::IN_ONLYDIR;
 /// The watch is gone (removed, or its directory deleted or moved away).
 const GONE: u32 = libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
-/// Directories watched per root; past it, new entries are checked per request.
-const MAX_DIRS: usize = 4096;
+/// Directories watched in all; past it, new entries are checked per request.
+const MAX_DIRS: usize = 16384;
 
 /// How often something happened in one directory.
 #[derive(Debug, Default)]
@@ -77,10 +82,12 @@ impl Stamp {
 
 #[derive(Debug, Default)]
 struct Dirs {
-    /// Directory (relative to the root, "" for the root) -> watch descriptor.
-    by_path: HashMap<Box<str>, i32>,
+    /// Directory (absolute: a root joined with a path under it) -> watch descriptor.
+    by_path: HashMap<PathBuf, i32>,
     /// Watch descriptor -> generation, and the paths that name it.
-    by_wd: HashMap<i32, (Arc<Gen>, Vec<Box<str>>)>,
+    by_wd: HashMap<i32, (Arc<Gen>, Vec<PathBuf>)>,
+    /// Roots served, with how many `Watch`es serve each.
+    roots: HashMap<PathBuf, usize>,
 }
 
 impl Dirs {
@@ -88,6 +95,20 @@ impl Dirs {
         for (g, _) in self.by_wd.values() {
             g.bump();
         }
+    }
+
+    /// Drops the path `p` (its root is no longer served); returns its watch when no
+    /// other path names it, to be removed from the kernel.
+    fn release(&mut self, p: &Path) -> Option<i32> {
+        let wd = self.by_path.remove(p)?;
+        let (g, paths) = self.by_wd.get_mut(&wd)?;
+        paths.retain(|q| q != p);
+        if !paths.is_empty() {
+            return None;
+        }
+        g.bump();
+        self.by_wd.remove(&wd);
+        Some(wd)
     }
 
     /// Forgets a watch after bumping it, so entries under it are checked and stamped
@@ -105,8 +126,6 @@ impl Dirs {
 #[derive(Debug)]
 struct Inner {
     inotify: Inotify,
-    wake: EventFd,
-    stop: AtomicBool,
     /// The thread has failed: no new stamps.
     dead: AtomicBool,
     /// A full watch table has been logged.
@@ -149,23 +168,37 @@ impl Drop for Applied<'_> {
     }
 }
 
-/// The inotify watches of one root and the thread that reads them.
+/// The watches of one root, in the process's one inotify instance.
 #[derive(Debug)]
 pub(super) struct Watch {
     root: PathBuf,
     inner: Option<Arc<Inner>>,
 }
 
+/// The inotify instance and thread every root shares, started on first use; `None`
+/// when inotify is unavailable.
+static SHARED: OnceLock<Option<Arc<Inner>>> = OnceLock::new();
+
 impl Watch {
     /// Watches under `root`; without inotify (logged), every hit is checked by `stat`.
     pub(super) fn new(root: &Path) -> Watch {
-        let inner = match Self::start() {
-            Ok(inner) => Some(inner),
-            Err(e) => {
-                log::warn!("inotify unavailable ({e}); checking cached files on every request");
-                None
-            }
-        };
+        let inner = SHARED
+            .get_or_init(|| match Self::start() {
+                Ok(inner) => Some(inner),
+                Err(e) => {
+                    log::warn!("inotify unavailable ({e}); checking cached files on every request");
+                    None
+                }
+            })
+            .clone();
+        if let Some(inner) = &inner {
+            *inner
+                .dirs
+                .lock()
+                .roots
+                .entry(root.to_path_buf())
+                .or_default() += 1;
+        }
         Watch {
             root: root.to_path_buf(),
             inner,
@@ -184,8 +217,6 @@ impl Watch {
     fn start() -> io::Result<Arc<Inner>> {
         let inner = Arc::new(Inner {
             inotify: Inotify::new()?,
-            wake: EventFd::new()?,
-            stop: AtomicBool::new(false),
             dead: AtomicBool::new(false),
             full_logged: AtomicBool::new(false),
             draining: Mutex::default(),
@@ -240,7 +271,12 @@ impl Watch {
 
     /// The generation of `dir`, adding a watch if it has none.
     fn watched(&self, inner: &Inner, dirs: &mut Dirs, dir: &str) -> Option<Arc<Gen>> {
-        if let Some(wd) = dirs.by_path.get(dir) {
+        let path = if dir.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(dir)
+        };
+        if let Some(wd) = dirs.by_path.get(&path) {
             return dirs.by_wd.get(wd).map(|(g, _)| g.clone());
         }
         if dirs.by_path.len() >= MAX_DIRS {
@@ -249,7 +285,7 @@ impl Watch {
             }
             return None;
         }
-        let wd = match inner.inotify.add_watch(&self.root.join(dir), MASK) {
+        let wd = match inner.inotify.add_watch(&path, MASK) {
             Ok(wd) => wd,
             Err(e) => {
                 if e.raw_os_error() == Some(libc::ENOSPC)
@@ -262,32 +298,58 @@ impl Watch {
                 return None;
             }
         };
-        dirs.by_path.insert(dir.into(), wd);
-        // The same directory under two names (a bind mount) shares one watch.
+        dirs.by_path.insert(path.clone(), wd);
+        // The same directory under two names (a bind mount, nested roots) shares one
+        // watch.
         let (g, paths) = dirs.by_wd.entry(wd).or_default();
-        paths.push(dir.into());
+        paths.push(path);
         Some(g.clone())
     }
 }
 
 impl Drop for Watch {
+    /// The last `Watch` of a root removes its watches; the thread and the instance
+    /// stay for the other roots and the next configuration.
     fn drop(&mut self) {
-        if let Some(inner) = &self.inner {
-            inner.stop.store(true, Ordering::Release);
-            inner.wake.wake();
+        let Some(inner) = &self.inner else { return };
+        let mut dirs = inner.dirs.lock();
+        let last = match dirs.roots.get_mut(&self.root) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        };
+        if last {
+            dirs.roots.remove(&self.root);
+            // Nested roots: paths under this one that another root serves stay.
+            let others: Vec<PathBuf> = dirs.roots.keys().cloned().collect();
+            let inside = |p: &Path| others.iter().any(|r| p.starts_with(r));
+            let mine: Vec<PathBuf> = dirs
+                .by_path
+                .keys()
+                .filter(|p| p.starts_with(&self.root) && !inside(p))
+                .cloned()
+                .collect();
+            for p in mine {
+                if let Some(wd) = dirs.release(&p) {
+                    let _ = inner.inotify.rm_watch(wd);
+                }
+            }
         }
     }
 }
 
-/// The watch thread: applies events as they come until told to stop, so a burst of
-/// changes while no request comes (a deploy) does not overflow the kernel's queue.
+/// The watch thread: applies events as they come for the life of the process, so a
+/// burst of changes while no request comes (a deploy) does not overflow the
+/// kernel's queue.
 fn run(inner: &Inner) {
     let mut buf = vec![0u8; 64 * 1024];
-    while !inner.stop.load(Ordering::Acquire) {
+    loop {
         if !inner.drain(&mut buf) {
             return;
         }
-        if let Err(e) = inner.inotify.wait(inner.wake.raw()) {
+        if let Err(e) = inner.inotify.wait() {
             return fail(inner, &e);
         }
     }

@@ -106,5 +106,20 @@ fn authority_len(target: &[u8]) -> usize {
 /// appear only around an IP literal in the authority.
 pub fn target_ok(target: &[u8]) -> bool {
     let authority = authority_len(target);
-    pct_encoded_ok(target) && !target[authority..].iter().any(|&b| b == b'[' || b == b']')
+    pct_encoded_ok(target)
+        && !target[authority..].iter().any(|&b| b == b'[' || b == b']')
+        && absolute_authority_ok(&target[..authority])
+}
+
+/// The authority of an absolute-form target (`scheme://authority`) is held to the
+/// `Host` grammar: a host, one optional numeric port, no userinfo (RFC 9110 §4.2.4),
+/// so the site it picks is the one every URL parser would read.
+fn absolute_authority_ok(head: &[u8]) -> bool {
+    match head.windows(3).position(|w| w == b"://") {
+        Some(i) => {
+            let authority = &head[i + 3..];
+            !authority.is_empty() && host_ok(authority)
+        }
+        None => true,
+    }
 }

@@ -359,6 +359,8 @@ impl<C: Context> Handler<C> {
         // The file or a precompressed sibling; every response for a file that has
         // siblings says it depends on Accept-Encoding.
         let vary = e.varies();
+        // Header rules match the file served (an index file, a try-files result).
+        let served = e.path();
         let e = e.select(h.accept_encoding);
         let v = Validators {
             etag: &e.etag,
@@ -370,8 +372,8 @@ impl<C: Context> Handler<C> {
                 Decision::Full => (0, e.len, Status::Ok),
                 Decision::Partial(a, b) => (a, b + 1, Status::PartialContent),
                 Decision::NotModified => {
-                    let mut reply = begin(&mut self.head, site, Status::NotModified, frame);
-                    let rules = site.path_headers(&self.path, &mut self.matched, reply.raw());
+                    let mut reply = Reply::new(&mut self.head, Status::NotModified, frame, &[]);
+                    let rules = site.file_headers(served, vary, &mut self.matched, reply.raw());
                     return validators(reply, e, site, rules, vary).no_body();
                 }
                 Decision::PreconditionFailed => {
@@ -384,13 +386,13 @@ impl<C: Context> Handler<C> {
                     return self.error(site, Status::RangeNotSatisfiable, frame, extra);
                 }
             };
-        let mut reply = begin(&mut self.head, site, status, frame)
+        let mut reply = Reply::new(&mut self.head, status, frame, &[])
             .header(b"Content-Type", e.content_type.as_bytes())
             .header_opt(b"Content-Encoding", e.coding.map(|c| c.token().as_bytes()));
         if status == Status::PartialContent {
             content_range(reply.raw(), start, end, e.len);
         }
-        let rules = site.path_headers(&self.path, &mut self.matched, reply.raw());
+        let rules = site.file_headers(served, vary, &mut self.matched, reply.raw());
         let reply = validators(
             reply.header(b"Accept-Ranges", b"bytes"),
             e,
@@ -517,7 +519,7 @@ fn validators<'a>(reply: Reply<'a>, e: &Entry, site: &Site, ruled: bool, vary: b
         .header(b"Last-Modified", &e.last_modified)
         .header(b"ETag", e.etag.as_bytes())
         .header_opt(b"Cache-Control", cache_control.map(str::as_bytes))
-        .header_opt(b"Vary", vary.then_some(&b"Accept-Encoding"[..]))
+        .header_opt(b"Vary", vary.then(|| site.vary()))
 }
 
 /// The host a request names: the authority of an absolute-form target, which

@@ -1,8 +1,8 @@
 //! inotify: a descriptor that reports changes in watched directories, read by one
-//! thread that also polls a wake-up eventfd so it can be told to stop.
+//! thread for the life of the process.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -55,25 +55,17 @@ impl Inotify {
         Ok(n.max(0) as usize)
     }
 
-    /// Blocks until this descriptor or `wake` is readable (or a signal interrupts);
-    /// returns whether `wake` is.
-    pub fn wait(&self, wake: RawFd) -> io::Result<bool> {
-        let mut fds = [
-            libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: wake,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: `fds` holds the two pollfd records the count says.
-        match syscall!(poll(fds.as_mut_ptr(), 2, -1)) {
-            Ok(_) => Ok(fds[1].revents != 0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+    /// Blocks until events are queued (or a signal interrupts).
+    pub fn wait(&self) -> io::Result<()> {
+        let mut fds = [libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        // SAFETY: `fds` holds the one pollfd record the count says.
+        match syscall!(poll(fds.as_mut_ptr(), 1, -1)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(e),
         }
     }

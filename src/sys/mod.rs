@@ -37,6 +37,15 @@ pub use inotify::{inotify_events, Inotify};
 pub use net::*;
 pub use signal::{ignore_sigpipe, SignalFd};
 
+/// Lowers the calling thread's scheduling priority (nice 10) for background work;
+/// best effort, a failure changes nothing else.
+pub fn lower_thread_priority() {
+    // SAFETY: gettid has no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
+    // SAFETY: no pointers. On Linux a thread id names one thread for PRIO_PROCESS.
+    let _ = syscall!(setpriority(libc::PRIO_PROCESS, tid, 10));
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft limit.
 pub fn raise_nofile_limit() -> io::Result<u64> {
     let mut lim = libc::rlimit {

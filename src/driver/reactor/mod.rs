@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock;
-use crate::config::reload::Reloader;
+use crate::config::reload::Trigger;
 use crate::config::settings::Settings;
 use crate::driver::conn::{Conn, Phase, Token};
 use crate::driver::shared::{Batch, Link, Notice, Shared};
@@ -68,7 +68,7 @@ pub struct Control {
     /// Kept alive for SIGHUP reopening.
     pub logs: Option<Arc<Logs>>,
     /// Reloads the configuration file on SIGHUP, when there is one.
-    pub reload: Option<Reloader>,
+    pub reload: Option<Trigger>,
 }
 
 /// One reactor's state; lives on its own thread.
@@ -215,14 +215,9 @@ impl Reactor {
                         Some(l) => l.reopen(),
                         None => log::info!("SIGHUP: no log files to reopen"),
                     }
-                    let tls = self.shared.tls.as_ref();
-                    match (&control.reload, tls) {
-                        (Some(r), _) => {
-                            r.reload(&self.shared.sites, self.shared.settings.file_fds, tls)
-                        }
-                        // No configuration file: the same certificate files again.
-                        (None, Some(tls)) => tls.reload(None),
-                        (None, None) => {}
+                    // Built on the reload thread: this reactor goes on serving.
+                    if let Some(r) = &control.reload {
+                        r.reload();
                     }
                 }
                 _ => {

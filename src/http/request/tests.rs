@@ -167,6 +167,11 @@ fn target_grammar() {
         b"/a[1]",
         b"http://host/a[1]",
         b"/a\x7f",
+        b"http://b.example:80@a.example/",
+        b"http://user@a.example/",
+        b"http://b.example:1:2/",
+        b"http://a.example:x/",
+        b"http:///x",
     ] {
         assert_eq!(
             status_of(&with_target(bad)),
