@@ -59,6 +59,12 @@ Options:
                         Connection: close, busiest thread, 8- and 16-core
                         projections beside nginx); the options after it are
                         passed to that script (see its --help)
+  --https               instead of the full suite, run scripts/bench-https.sh:
+                        hearth against nginx (1 worker) over HTTPS with the
+                        same ECDSA P-256 certificate (keep-alive 1 KiB, a new
+                        TLS connection per request, 10 MiB, memory per idle
+                        TLS connection); the options after it are passed to
+                        that script (see its --help)
   --layout-ab           with --layout-sweep, also run the short-connection ab
                         workload on every layout and on nginx (each adds one
                         ab run per server per round, a few seconds each)
@@ -137,6 +143,7 @@ while [[ $# -gt 0 ]]; do
         --threads-sweep) SWEEP=1; shift ;;
         --reactors) need_arg "$@"; REACTORS=$2; shift 2 ;;
         --reactor-share) shift; exec "$SCRIPT_DIR/reactor-share.sh" "$@" ;;
+        --https) shift; exec "$SCRIPT_DIR/bench-https.sh" "$@" ;;
         --layout-sweep) LAYOUT=1; shift ;;
         --layout-ab) LAYOUT_AB=1; shift ;;
         --procs) need_arg "$@"; PROCS=$2; shift 2 ;;

@@ -359,11 +359,12 @@ http_get() {
 }
 
 # listen_url_from_log FILE [SKIP_BYTES]: the URL from the last
-# "hearth listening on URL" line in FILE (after SKIP_BYTES bytes).
+# "hearth listening on http://..." line in FILE (after SKIP_BYTES bytes); the
+# https:// lines (with --tls-cert) are not plain HTTP, which the scripts speak.
 listen_url_from_log() {
     local file="$1" skip="${2:-0}" line
     [[ -r "$file" ]] || return 1
-    line="$(tail -c "+$((skip + 1))" "$file" 2>/dev/null | grep -a 'hearth listening on ' | tail -n 1)" || return 1
+    line="$(tail -c "+$((skip + 1))" "$file" 2>/dev/null | grep -a 'hearth listening on http://' | tail -n 1)" || return 1
     [[ -n "$line" ]] || return 1
     line="${line##*hearth listening on }"
     printf '%s\n' "${line%%[[:space:]]*}"

@@ -10,6 +10,7 @@ use hearth::config::file::{self as config_file, LoadError, Loaded};
 use hearth::config::reload::Reloader;
 use hearth::config::settings::{self, Settings};
 use hearth::config::site::Sites;
+use hearth::config::tls::{CertFiles, CertStore};
 use hearth::obs::logging::Logs;
 use hearth::sys::SignalFd;
 use hearth::{Server, StartError};
@@ -70,9 +71,15 @@ fn main() -> ExitCode {
             });
         }
     };
+    for w in server.tls_warnings() {
+        eprintln!("hearth: warning: {w}");
+    }
     let mut out = std::io::stdout();
     for addr in server.local_addrs() {
-        let _ = writeln!(out, "{}", listening_line(*addr));
+        let _ = writeln!(out, "{}", listening_line("http", *addr));
+    }
+    for addr in server.tls_addrs() {
+        let _ = writeln!(out, "{}", listening_line("https", *addr));
     }
     // For the scripts (stop.sh waits --grace, status.sh fetches the pages) and for
     // a person reading stdout.log: what was chosen, as the server understood it.
@@ -114,15 +121,21 @@ fn root_problem(root: &Path) -> String {
     }
 }
 
-/// `--check`: validates the settings and builds the sites (roots, headers), like
-/// `nginx -t`.
+/// `--check`: validates the settings, builds the sites (roots, headers) and loads
+/// every certificate and key, like `nginx -t`. Certificates near expiry and key
+/// files others can read are warned about on stderr.
 fn check(loaded: &Loaded) -> ExitCode {
     let result = Settings::from_config(&loaded.config, 1024, 1 + loaded.vhosts.len())
         .and_then(|s| settings::preflight(&loaded.config).map(|()| s))
         .map_err(|e| loaded.locate(e))
-        .and_then(|s| Sites::build(loaded, s.file_fds));
+        .and_then(|s| Sites::build(loaded, s.file_fds))
+        .and_then(|_| CertFiles::of(loaded))
+        .and_then(|files| files.map(|f| CertStore::load(&f)).transpose());
     match result {
-        Ok(_) => {
+        Ok(store) => {
+            for w in store.iter().flat_map(|s| s.warnings()) {
+                eprintln!("hearth: warning: {w}");
+            }
             println!("configuration ok");
             ExitCode::SUCCESS
         }
@@ -149,11 +162,11 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 
 /// `hearth listening on URL`, with the bound address after it when the URL had to
 /// name another one.
-fn listening_line(bound: SocketAddr) -> String {
+fn listening_line(scheme: &str, bound: SocketAddr) -> String {
     let url = reachable(bound);
     if url == bound {
-        format!("hearth listening on http://{url}/")
+        format!("hearth listening on {scheme}://{url}/")
     } else {
-        format!("hearth listening on http://{url}/ (bound to {bound})")
+        format!("hearth listening on {scheme}://{url}/ (bound to {bound})")
     }
 }

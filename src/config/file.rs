@@ -40,6 +40,8 @@ pub const SITE_KEYS: &[&str] = &[
     "compress",
     "compress-types",
     "compress-min",
+    "tls-cert",
+    "tls-key",
 ];
 
 /// Flags that make no sense inside the file.

@@ -13,12 +13,14 @@ Examples:
   hearth -p 8080 -r /srv/www             another port and document root
   hearth -p 0 --stats-path /_stats       a free port (printed on stdout), live counters
   hearth --log-level debug --access-log off
+  hearth --tls-cert cert.pem --tls-key key.pem   HTTPS on 8443 beside HTTP on 8888
 
 Signals:
   SIGTERM, SIGINT  stop gracefully: stop accepting, close idle connections, let
                    responses in flight finish within --grace SECONDS
-  SIGHUP           reopen the log files (after logrotate has moved them) and
-                   reload --config FILE (roots, vhosts, headers, log level)
+  SIGHUP           reopen the log files (after logrotate has moved them),
+                   reload --config FILE (roots, vhosts, headers, log level) and
+                   the TLS certificates and keys
   SIGUSR2          start a new process of the binary (its file now) with the same
                    arguments on the same listening sockets; SIGTERM the old one
                    once the new one answers (scripts/restart.sh does both)
@@ -297,6 +299,29 @@ pub struct Config {
     /// least recently used are dropped past it).
     #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = size, help_heading = "Compression")]
     pub compress_cache: u64,
+
+    /// Certificate chain for HTTPS (PEM, leaf first, then the chain); with
+    /// --tls-key it turns TLS on, served on --tls-port beside plain HTTP on --port.
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key of --tls-cert (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[arg(long, value_name = "FILE", help_heading = "TLS")]
+    pub tls_key: Option<PathBuf>,
+
+    /// TCP port HTTPS is served on, on every --bind address (0 picks a free one).
+    #[arg(
+        long,
+        default_value_t = 8443,
+        value_name = "PORT",
+        help_heading = "TLS"
+    )]
+    pub tls_port: u16,
+
+    /// Answer every request on the plain port with `308 Permanent Redirect` to the
+    /// same target over HTTPS.
+    #[arg(long, help_heading = "TLS")]
+    pub redirect_https: bool,
 }
 
 /// A size in bytes with an optional K, M or G suffix (powers of 1024).

@@ -11,6 +11,8 @@
 //!
 //! What a request is answered from (roots, vhosts, headers, cache-control, CORS) and
 //! the log level change for the next request, open keep-alive connections included;
+//! the TLS certificates and keys are loaded again for new handshakes (a certificate
+//! that fails to load keeps the running ones, and is reported once, by file name);
 //! a worker planning a response keeps the sites it loaded until it is done.
 //! Process-level settings (port, binds, threads, limits) would need new sockets or
 //! threads: a change to them is logged and ignored.
@@ -32,9 +34,10 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::config::file::{self as config_file, Loaded, SITE_KEYS};
 use crate::config::site::Sites;
+use crate::config::tls::TlsSetup;
 
 /// Keys a reload applies although they are not per-site.
-const RELOADED: &[&str] = &["log-level", "config", "check"];
+const RELOADED: &[&str] = &["log-level", "config", "check", "tls-cert", "tls-key"];
 /// How often the roots are checked for having moved.
 const ROOT_CHECK: Duration = Duration::from_secs(1);
 
@@ -83,15 +86,17 @@ impl Reloader {
         }
     }
 
-    /// Starts the reload thread, which swaps new sites into `running`; it runs
-    /// until every [`Trigger`] is dropped. The file caches of all sites share
-    /// `file_fds` descriptors, and descriptors were set aside for `budgeted` sites.
+    /// Starts the reload thread, which swaps new sites into `running` and new
+    /// certificates into `tls` (when HTTPS is on); it runs until every [`Trigger`]
+    /// is dropped. The file caches of all sites share `file_fds` descriptors, and
+    /// descriptors were set aside for `budgeted` sites.
     /// `outcome` hears how each SIGHUP reload ended.
     pub fn start(
         self,
         running: Arc<ArcSwap<Sites>>,
         file_fds: usize,
         budgeted: usize,
+        tls: Option<Arc<TlsSetup>>,
         outcome: Outcome,
     ) -> io::Result<(Trigger, JoinHandle<()>)> {
         let (tx, rx) = crossbeam_channel::bounded(1);
@@ -101,6 +106,7 @@ impl Reloader {
             file_fds,
             budgeted,
             outcome,
+            tls,
         };
         let thread = std::thread::Builder::new()
             .name("hearth-reload".into())
@@ -121,6 +127,7 @@ struct Running {
     file_fds: usize,
     budgeted: usize,
     outcome: Outcome,
+    tls: Option<Arc<TlsSetup>>,
 }
 
 impl Running {
@@ -191,9 +198,16 @@ impl Running {
                 r.report(&format!(
                     "{what} failed, keeping the running configuration: {e}"
                 ));
+                // The certificate files named before may have been renewed.
+                if let Some(tls) = &self.tls {
+                    tls.reload(None);
+                }
                 return Err(e);
             }
         };
+        if let Some(tls) = &self.tls {
+            tls.reload(Some(&loaded));
+        }
         for (key, value) in &loaded.values {
             let site_key = SITE_KEYS.contains(&key.as_str()) || RELOADED.contains(&key.as_str());
             if !site_key && r.started.values.get(key) != Some(value) {

@@ -125,6 +125,12 @@ pub struct Settings {
     pub defer_write: bool,
     /// Bytes of compressed variants kept (`--compress-cache`).
     pub compress_cache: u64,
+    /// HTTPS is served (`--tls-cert` and `--tls-key` given).
+    pub tls: bool,
+    /// The port HTTPS is served on, as bound (the real one when 0 was asked for).
+    pub tls_port: u16,
+    /// Plain requests get a `308` to the same target over HTTPS.
+    pub redirect_https: bool,
 }
 
 impl Settings {
@@ -302,6 +308,26 @@ impl Settings {
         // The sites' own descriptors come off the top, so connections filling up
         // never leave a site without one to open a file with.
         let nofile = nofile.saturating_sub(site_descriptors(sites.max(1)));
+        let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+            (Some(_), Some(_)) => true,
+            (None, None) => false,
+            _ => {
+                return Err(ConfigError(
+                    "--tls-cert and --tls-key go together: give both or neither".into(),
+                ))
+            }
+        };
+        if cfg.redirect_https && !tls {
+            return Err(ConfigError(
+                "--redirect-https needs --tls-cert and --tls-key".into(),
+            ));
+        }
+        if tls && cfg.tls_port == cfg.port && cfg.port != 0 {
+            return Err(ConfigError(format!(
+                "--tls-port {} is also --port: HTTP and HTTPS need ports of their own",
+                cfg.tls_port
+            )));
+        }
         let fd_room = nofile.saturating_sub(FD_RESERVE + workers as u64).max(1);
         let max_conns = cfg.max_conns.unwrap_or(fd_room as usize).max(1);
         Ok(Settings {
@@ -324,6 +350,9 @@ impl Settings {
             grace_ms: cfg.grace * 1000,
             defer_write: cfg.defer_write,
             compress_cache: cfg.compress_cache,
+            tls,
+            tls_port: cfg.tls_port,
+            redirect_https: cfg.redirect_https,
         })
     }
 }

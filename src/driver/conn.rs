@@ -9,6 +9,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::driver::tls::{Decrypted, TlsError};
 use crate::driver::transport::{Outgoing, Transport, WriteStatus};
 use crate::http::body::Body;
 use crate::http::chunked::{ChunkError, Decoder};
@@ -213,7 +214,15 @@ impl Conn {
 
     /// True when idle between requests: nothing buffered, nothing to write.
     pub fn is_idle(&self) -> bool {
-        matches!(self.state, State::Head) && self.buf.is_empty()
+        matches!(self.state, State::Head)
+            && self.buf.is_empty()
+            && !self.transport.tls().is_some_and(|t| t.has_input())
+    }
+
+    /// On a TLS connection: the server name the client asked for (SNI), if any.
+    /// `None` on a plain connection.
+    pub fn tls_name(&self) -> Option<Option<&str>> {
+        self.transport.tls().map(|t| t.server_name())
     }
 
     /// True when idle after at least one response: a keep-alive connection that a
@@ -254,6 +263,15 @@ impl Conn {
         now: u64,
         new_buf: impl FnOnce() -> Vec<u8>,
     ) -> io::Result<usize> {
+        if let Transport::Tls(t) = &mut self.transport {
+            // Ciphertext only: the worker decrypts it (and starts the head clock).
+            let (got, eof) = t.receive(new_buf)?;
+            self.eof |= eof;
+            if matches!(self.state, State::Linger) {
+                t.discard_input();
+            }
+            return Ok(got);
+        }
         let was_empty = self.buf.is_empty();
         if self.buf.capacity() == 0 {
             self.buf = new_buf();
@@ -305,9 +323,14 @@ impl Conn {
         self.eof = true;
     }
 
-    /// The read buffer, when it holds nothing, for the pool.
-    pub fn spare_buffer(&mut self) -> Option<Vec<u8>> {
-        (self.buf.is_empty() && self.buf.capacity() > 0).then(|| std::mem::take(&mut self.buf))
+    /// The read buffers that hold nothing, for the pool.
+    pub fn spare_buffers(&mut self, mut give: impl FnMut(Vec<u8>)) {
+        if self.buf.is_empty() && self.buf.capacity() > 0 {
+            give(std::mem::take(&mut self.buf));
+        }
+        if let Some(b) = self.transport.tls_mut().and_then(|t| t.spare_buffer()) {
+            give(b);
+        }
     }
 
     /// Epoll reported the socket writable.
@@ -318,6 +341,59 @@ impl Conn {
     }
 
     // --- The exchange (worker) ---------------------------------------------------
+
+    /// TLS: runs what the reactor read through the session (handshake, decryption)
+    /// and moves plaintext into the input buffer, up to `limit` buffered bytes,
+    /// taking a buffer from `new_buf` when the connection holds none. The first
+    /// bytes of a new request start its head clock at `now`. Returns what was
+    /// gained (nothing on a plain connection).
+    pub fn decrypt(
+        &mut self,
+        limit: usize,
+        now: u64,
+        new_buf: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Decrypted, TlsError> {
+        let Transport::Tls(t) = &mut self.transport else {
+            return Ok(Decrypted::default());
+        };
+        if !t.has_input() && !t.wants_flush() {
+            return Ok(Decrypted::default());
+        }
+        let was_empty = self.buf.is_empty();
+        if self.buf.capacity() == 0 {
+            self.buf = new_buf();
+        }
+        let d = t.decrypt(&mut self.buf, limit)?;
+        self.eof |= d.closed;
+        match self.state {
+            State::Linger => self.buf.clear(),
+            State::Head if d.got > 0 && was_empty => {
+                self.deadline = now + self.timeouts.head_ms;
+            }
+            _ => {}
+        }
+        Ok(d)
+    }
+
+    /// Whether received bytes wait in the transport (TLS records not yet decrypted,
+    /// or plaintext the input buffer had no room for).
+    pub fn more_input(&self) -> bool {
+        self.transport.tls().is_some_and(|t| t.has_input())
+    }
+
+    /// Whether sealed TLS bytes (handshake, alerts) wait for the socket to take them.
+    pub fn wants_flush(&self) -> bool {
+        self.transport.tls().is_some_and(|t| t.wants_flush())
+    }
+
+    /// A client spoke plain HTTP to the TLS port: sends it `response` unencrypted
+    /// and shuts the connection down.
+    pub fn refuse_plain(&mut self, response: &[u8]) {
+        if let Some(t) = self.transport.tls_mut() {
+            t.refuse_plain(response);
+        }
+        self.buf.clear();
+    }
 
     /// Takes a planned response: `head` is swapped in (the caller gets the previous,
     /// empty buffer back to reuse) and `body` follows it. The response is written
@@ -474,13 +550,16 @@ impl Conn {
     pub fn linger(&mut self, now: u64) {
         self.transport.shutdown_write();
         self.state = State::Linger;
-        self.buf.clear();
+        self.discard_input();
         self.deadline = now + LINGER_MS;
     }
 
     /// Drops buffered input that will never be parsed (after a refused head).
     pub fn discard_input(&mut self) {
         self.buf.clear();
+        if let Some(t) = self.transport.tls_mut() {
+            t.discard_input();
+        }
     }
 
     // --- Deadlines (reactor's timer heap) ----------------------------------------

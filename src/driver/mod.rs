@@ -4,9 +4,9 @@
 //! one epoll loop (accept, read, deadlines) and hands ready connections to the
 //! `worker` pool through the queue; a worker drives one connection (read → parse →
 //! respond → write) and re-arms it. `conn` is one connection with its state, its
-//! deadline and the transport it reads and writes through; `shared`, `slots` and
-//! `timer` hold what reactors and workers share; `upgrade` hands the listening
-//! sockets to a new process on SIGUSR2.
+//! deadline and the transport it reads and writes through (plain, or `tls`);
+//! `shared`, `slots` and `timer` hold what reactors and workers share; `upgrade`
+//! hands the listening sockets to a new process on SIGUSR2.
 //!
 //! May import: `serve`, `obs`, `config`, `files`, `http`, `sys`, `clock`, `format`.
 //! Nothing else imports the driver but `lib.rs`.
@@ -17,6 +17,7 @@ pub mod server;
 pub mod shared;
 pub mod slots;
 pub mod timer;
+pub mod tls;
 pub mod transport;
 pub mod upgrade;
 pub mod worker;

@@ -13,6 +13,7 @@ use crate::config::file::Loaded;
 use crate::config::reload::Reloader;
 use crate::config::settings::{ConfigError, Settings};
 use crate::config::site::Sites;
+use crate::config::tls::TlsSetup;
 use crate::config::Config;
 use crate::driver::reactor::{Control, Listeners, Reactor};
 use crate::driver::shared::{Batch, Link, Notice, Shared};
@@ -38,6 +39,7 @@ pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<Listeners>,
     local: Vec<SocketAddr>,
+    local_tls: Vec<SocketAddr>,
     signals: Option<SignalFd>,
     reloader: Reloader,
     notices: Vec<Receiver<Notice>>,
@@ -96,14 +98,23 @@ impl Server {
         let cfg = &loaded.config;
         sys::ignore_sigpipe();
         let nofile = sys::raise_nofile_limit().unwrap_or(1024);
-        let settings = Settings::from_config(cfg, nofile, 1 + loaded.vhosts.len())
+        let mut settings = Settings::from_config(cfg, nofile, 1 + loaded.vhosts.len())
             .map_err(|e| StartError::Config(loaded.locate(e)))?;
         let sites = Sites::build(loaded, settings.file_fds).map_err(StartError::Config)?;
-        let addrs: Vec<SocketAddr> = cfg
+        let tls = TlsSetup::new(loaded).map_err(|e| StartError::Config(loaded.locate(e)))?;
+        // Plain HTTP on every address, then HTTPS on every address.
+        let mut addrs: Vec<(SocketAddr, bool)> = cfg
             .bind
             .iter()
-            .map(|ip| SocketAddr::new(*ip, cfg.port))
+            .map(|ip| (SocketAddr::new(*ip, cfg.port), false))
             .collect();
+        if tls.is_some() {
+            addrs.extend(
+                cfg.bind
+                    .iter()
+                    .map(|ip| (SocketAddr::new(*ip, cfg.tls_port), true)),
+            );
+        }
         let spread = if cfg.accept_reuseport {
             Spread::ReusePort
         } else {
@@ -119,12 +130,21 @@ impl Server {
                 inherited.len()
             );
         }
-        let local = listeners[0]
+        let all_local = listeners[0]
             .sockets
             .iter()
             .map(TcpListener::local_addr)
-            .collect::<io::Result<_>>()
+            .collect::<io::Result<Vec<_>>>()
             .map_err(io_error("local address"))?;
+        let (local_tls, local): (Vec<_>, Vec<_>) = all_local
+            .iter()
+            .zip(listeners[0].tls.iter())
+            .partition(|(_, &tls)| tls);
+        let local: Vec<SocketAddr> = local.into_iter().map(|(a, _)| *a).collect();
+        let local_tls: Vec<SocketAddr> = local_tls.into_iter().map(|(a, _)| *a).collect();
+        if let Some(a) = local_tls.first() {
+            settings.tls_port = a.port();
+        }
         let (queue_tx, queue_rx) = crossbeam_channel::unbounded();
         let mut links = Vec::with_capacity(settings.reactors);
         let mut notices = Vec::with_capacity(settings.reactors);
@@ -133,7 +153,7 @@ impl Server {
             links.push(link);
             notices.push(rx);
         }
-        let shared = Arc::new(Shared::new(settings, sites, links));
+        let shared = Arc::new(Shared::new(settings, sites, tls, links));
         if let Some(p) = &cfg.pid_file {
             write_pid_file(p).map_err(io_error(&format!("pid file {}", p.display())))?;
         }
@@ -141,6 +161,7 @@ impl Server {
             shared,
             listeners,
             local,
+            local_tls,
             signals,
             reloader: reloader.unwrap_or_else(|| Reloader::new(Vec::new(), loaded)),
             notices,
@@ -157,9 +178,24 @@ impl Server {
         self.local[0]
     }
 
-    /// Every bound address, in `--bind` order.
+    /// Every bound plain-HTTP address, in `--bind` order.
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local
+    }
+
+    /// Every bound HTTPS address, in `--bind` order (none without TLS).
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.local_tls
+    }
+
+    /// What loading the certificates found worth telling the operator (expiry
+    /// near, a key file others can read); also logged.
+    pub fn tls_warnings(&self) -> Vec<String> {
+        self.shared
+            .tls
+            .as_ref()
+            .map(|t| t.resolver.store().warnings().to_vec())
+            .unwrap_or_default()
     }
 
     /// Worker threads it will run.
@@ -189,9 +225,13 @@ impl Server {
         let s = &self.shared.settings;
         let stats = self.shared.stats.clone();
         let outcome = Box::new(move |o| stats.reloads.count(o));
-        let (trigger, reload_thread) =
-            self.reloader
-                .start(self.shared.sites.clone(), s.file_fds, s.sites, outcome)?;
+        let (trigger, reload_thread) = self.reloader.start(
+            self.shared.sites.clone(),
+            s.file_fds,
+            s.sites,
+            self.shared.tls.clone(),
+            outcome,
+        )?;
         let control = Control {
             signals: self.signals,
             logs: logs.clone(),
@@ -305,7 +345,7 @@ fn start_reactors(
 /// Binds every address, once for all reactors ([`Spread::Exclusive`]) or once per
 /// reactor ([`Spread::ReusePort`]); returns what each reactor watches.
 fn bind_all(
-    addrs: &[SocketAddr],
+    addrs: &[(SocketAddr, bool)],
     reactors: usize,
     spread: Spread,
     cfg: &Config,
@@ -319,12 +359,16 @@ fn bind_all(
     };
     // `::` alone is dual-stack; beside an IPv4 bind it takes IPv6 only, or the two
     // would claim the same IPv4 port and the second bind would fail.
-    let any_v4 = addrs.iter().any(SocketAddr::is_ipv4);
+    let any_v4 = addrs.iter().any(|(a, _)| a.is_ipv4());
     let mut bound: Vec<TcpListener> = Vec::with_capacity(addrs.len());
-    for addr in addrs {
+    for (i, (addr, tls)) in addrs.iter().enumerate() {
         let mut addr = *addr;
-        // Port 0: every address gets the port the first one got.
-        if let Some(first) = bound.first().filter(|_| addr.port() == 0) {
+        // Port 0: every address gets the port the first one of its kind got.
+        let first_of_kind = addrs.iter().position(|(_, t)| t == tls).unwrap_or(i);
+        if let Some(first) = bound
+            .get(first_of_kind)
+            .filter(|_| addr.port() == 0 && first_of_kind < i)
+        {
             addr.set_port(
                 first
                     .local_addr()
@@ -343,8 +387,10 @@ fn bind_all(
         let l = sys::listen(addr, opts).map_err(io_error(&format!("listen on {addr}")))?;
         bound.push(l);
     }
+    let tls: Arc<[bool]> = addrs.iter().map(|(_, t)| *t).collect();
     let first = Listeners {
         sockets: bound.into(),
+        tls: tls.clone(),
         flags: if reactors > 1 && !per_reactor {
             sys::EV_EXCLUSIVE
         } else {
@@ -370,6 +416,7 @@ fn bind_all(
         }
         all.push(Listeners {
             sockets: own.into(),
+            tls: tls.clone(),
             flags: 0,
         });
     }

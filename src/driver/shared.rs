@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::settings::Settings;
 use crate::config::site::Sites;
+use crate::config::tls::TlsSetup;
 use crate::driver::conn::{Conn, Token};
 use crate::driver::slots::Slots;
 use crate::files::compress::Compressor;
@@ -134,6 +135,9 @@ pub struct Shared {
     pub stats: Arc<Stats>,
     /// Variants compressed on the fly, for every site (they outlive a reload).
     pub compressor: Compressor,
+    /// HTTPS: the rustls configuration and certificates, when TLS is on (the
+    /// reload thread holds it too, to swap certificates).
+    pub tls: Option<Arc<TlsSetup>>,
     /// Set once a stop has begun.
     pub draining: AtomicBool,
     /// Accepting failed for lack of descriptors or memory and has not succeeded
@@ -150,12 +154,18 @@ pub struct Shared {
 
 impl Shared {
     /// Shared state over `links`.
-    pub fn new(settings: Settings, sites: Sites, links: Vec<Link>) -> Shared {
+    pub fn new(
+        settings: Settings,
+        sites: Sites,
+        tls: Option<TlsSetup>,
+        links: Vec<Link>,
+    ) -> Shared {
         Shared {
             compressor: Compressor::new(settings.compress_cache),
             settings,
             sites: Arc::new(ArcSwap::from_pointee(sites)),
             stats: Arc::new(Stats::default()),
+            tls: tls.map(Arc::new),
             draining: AtomicBool::new(false),
             accept_starved: AtomicBool::new(false),
             links: links.into_boxed_slice(),
@@ -236,6 +246,10 @@ impl Context for Shared {
 
     fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    fn tls(&self) -> Option<&TlsSetup> {
+        self.tls.as_deref()
     }
 
     fn is_draining(&self) -> bool {

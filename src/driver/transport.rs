@@ -2,20 +2,21 @@
 //! every read and write of a client socket goes through one: the reactor and the
 //! workers call the connection, never the socket.
 //!
-//! Today there is one kind, a plain TCP stream: reads into the connection's buffer,
-//! `writev` for a head with a body in memory, `send` with `MSG_MORE` before a file,
-//! and `sendfile` for file bodies. A second kind (TLS) decrypts what the reactor
-//! read and encrypts what the worker writes behind the same calls.
+//! Two kinds: a plain TCP stream (reads into the connection's buffer, `writev` for a
+//! head with a body in memory, `send` with `MSG_MORE` before a file, `sendfile` for
+//! file bodies), and TLS (`tls.rs`), where the reactor reads ciphertext into the
+//! transport's own buffer and the worker decrypts it and encrypts what it writes.
 
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 
+use crate::driver::tls::Tls;
 use crate::http::body::Body;
 use crate::sys;
 
 /// At most this many bytes go out in one turn before the connection yields.
-const WRITE_QUANTUM: u64 = 4 * 1024 * 1024;
+pub const WRITE_QUANTUM: u64 = 4 * 1024 * 1024;
 
 /// The response being written.
 #[derive(Debug, Default)]
@@ -44,6 +45,8 @@ pub enum WriteStatus {
 pub enum Transport {
     /// A TCP socket, bytes as they are.
     Plain(TcpStream),
+    /// TLS over a TCP socket.
+    Tls(Box<Tls>),
 }
 
 impl Transport {
@@ -51,14 +54,17 @@ impl Transport {
     pub fn fd(&self) -> RawFd {
         match self {
             Transport::Plain(s) => s.as_raw_fd(),
+            Transport::Tls(t) => t.fd(),
         }
     }
 
     /// Reads at most `room` bytes into the spare capacity of `buf`; `Ok(0)` is the
-    /// peer's end of stream.
+    /// peer's end of stream. Plain sockets only: TLS reads ciphertext into its own
+    /// buffer ([`Tls::receive`]).
     pub fn read_into(&mut self, buf: &mut Vec<u8>, room: usize) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::read_into(s.as_raw_fd(), buf, room),
+            Transport::Tls(_) => Err(io::Error::other("TLS input goes through Tls::receive")),
         }
     }
 
@@ -66,6 +72,23 @@ impl Transport {
     pub fn write_now(&mut self, bytes: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => sys::send(s.as_raw_fd(), bytes, false),
+            Transport::Tls(t) => t.write_now(bytes),
+        }
+    }
+
+    /// The TLS session, on a TLS connection.
+    pub fn tls(&self) -> Option<&Tls> {
+        match self {
+            Transport::Tls(t) => Some(t),
+            Transport::Plain(_) => None,
+        }
+    }
+
+    /// The TLS session, on a TLS connection, to change.
+    pub fn tls_mut(&mut self) -> Option<&mut Tls> {
+        match self {
+            Transport::Tls(t) => Some(t),
+            Transport::Plain(_) => None,
         }
     }
 
@@ -75,6 +98,7 @@ impl Transport {
             Transport::Plain(s) => {
                 let _ = sys::shutdown_write(s.as_raw_fd());
             }
+            Transport::Tls(t) => t.shutdown_write(),
         }
     }
 
@@ -90,6 +114,7 @@ impl Transport {
     ) -> io::Result<WriteStatus> {
         match self {
             Transport::Plain(s) => write_plain(s.as_raw_fd(), out, sent, others_waiting),
+            Transport::Tls(t) => t.write_out(out, sent, others_waiting),
         }
     }
 }

@@ -12,19 +12,25 @@ use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::clock;
 use crate::driver::conn::{After, BodyRead, Conn, Next, Phase};
+use crate::driver::reactor::read_limit;
 use crate::driver::shared::{Batch, Notice, Shared};
+use crate::driver::tls::TlsError;
 use crate::driver::transport::WriteStatus;
 use crate::http::chunked::Decoder;
 use crate::http::error::Refusal;
 use crate::http::request::{self, BodyKind, Parsed};
 use crate::obs::logging::{AccessLog, Throttle};
 use crate::obs::stats::Gauge;
-use crate::serve::handler::Handler;
+use crate::serve::handler::{Handler, Via};
 use crate::serve::reply::Plan;
 use crate::sys;
 
 /// Lines a second about refused requests; the rest are counted, not written.
 static REFUSALS: Throttle = Throttle::new(20);
+
+/// The answer to plain HTTP on the TLS port, sent unencrypted, as nginx does.
+const PLAIN_ON_TLS: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n\
+Content-Length: 50\r\nConnection: close\r\n\r\nThe plain HTTP request was sent to the HTTPS port\n";
 
 /// One step of the driver: go on with the connection, or stop and wait for `Next`.
 type Step = ControlFlow<Next>;
@@ -84,8 +90,63 @@ impl Worker {
     /// Advances one connection as far as it can go without waiting, then hands it back.
     pub fn process(&mut self, mut conn: Box<Conn>) {
         conn.count_as(Gauge::Writing);
-        let next = self.drive(&mut conn);
+        let next = match self.decrypt(&mut conn) {
+            Ok(_) => self.drive(&mut conn),
+            Err(next) => next,
+        };
         self.finish(conn, next);
+    }
+
+    /// TLS: the handshake and decryption of what the reactor read, in this worker.
+    /// Returns the plaintext bytes gained, or what to do with a connection that
+    /// cannot go on.
+    fn decrypt(&mut self, c: &mut Conn) -> Result<usize, Next> {
+        let limit = read_limit(&self.shared.settings, c.phase());
+        let shared = &self.shared;
+        let stats = &self.shared.stats;
+        match c.decrypt(limit, clock::now_ms(), || shared.take_buffer()) {
+            Ok(d) => {
+                match d.handshake {
+                    Some(rustls::ProtocolVersion::TLSv1_2) => &stats.tls_handshakes[0],
+                    Some(_) => &stats.tls_handshakes[1],
+                    None => return Ok(d.got),
+                }
+                .fetch_add(1, Ordering::Relaxed);
+                Ok(d.got)
+            }
+            Err(TlsError::PlainHttp) => {
+                c.refuse_plain(PLAIN_ON_TLS);
+                stats.response(400);
+                stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                if let Some(dropped) = REFUSALS.allow() {
+                    if dropped > 0 {
+                        log::info!("{dropped} more refused requests were not logged");
+                    }
+                    log::info!("{}: plain HTTP request sent to the HTTPS port", c.peer());
+                }
+                Err(Next::Close)
+            }
+            Err(e) => {
+                if matches!(e, TlsError::Protocol(_)) {
+                    stats.tls_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                log::debug!("{}: TLS: {e}", c.peer());
+                Err(Next::Close)
+            }
+        }
+    }
+
+    /// Waits for more input, or closes when the peer has finished sending; a TLS
+    /// connection first decrypts records it already holds.
+    fn wait_input(&mut self, c: &mut Conn) -> Step {
+        if c.more_input() {
+            match self.decrypt(c) {
+                Ok(n) if n > 0 => return ControlFlow::Continue(()),
+                Ok(_) => {}
+                Err(next) => return ControlFlow::Break(next),
+            }
+        }
+        ControlFlow::Break(if c.eof() { Next::Close } else { Next::Read })
     }
 
     fn drive(&mut self, c: &mut Conn) -> Next {
@@ -96,7 +157,7 @@ impl Worker {
                 Phase::Body => self.body(c),
                 Phase::Linger => {
                     c.discard_input();
-                    ControlFlow::Break(wait_input(c))
+                    ControlFlow::Break(if c.eof() { Next::Close } else { Next::Read })
                 }
             };
             if let ControlFlow::Break(next) = step {
@@ -146,7 +207,7 @@ impl Worker {
             After::KeepAlive => {
                 c.keep_alive(now);
                 if c.input().is_empty() {
-                    return ControlFlow::Break(wait_input(c));
+                    return self.wait_input(c);
                 }
                 ControlFlow::Continue(())
             }
@@ -155,14 +216,18 @@ impl Worker {
 
     fn head(&mut self, c: &mut Conn) -> Step {
         if c.input().is_empty() {
-            return ControlFlow::Break(wait_input(c));
+            return self.wait_input(c);
         }
         let begun = Instant::now();
         let plan = match request::parse(c.input(), &self.shared.settings.limits) {
-            Ok(Parsed::Partial) => return ControlFlow::Break(wait_input(c)),
+            Ok(Parsed::Partial) => return self.wait_input(c),
             Ok(Parsed::Complete(head)) => {
                 let n = head.len;
-                let plan = self.handler.respond(c.peer(), &head);
+                let via = Via {
+                    peer: c.peer(),
+                    tls: c.tls_name(),
+                };
+                let plan = self.handler.respond(&via, &head);
                 c.consume(n);
                 plan
             }
@@ -180,7 +245,7 @@ impl Worker {
     fn body(&mut self, c: &mut Conn) -> Step {
         match c.discard_body() {
             Ok(true) => {}
-            Ok(false) => return ControlFlow::Break(wait_input(c)),
+            Ok(false) => return self.wait_input(c),
             Err(e) => {
                 let why = Refusal::from(e);
                 refused(c, "chunked body refused", why);
@@ -243,14 +308,14 @@ impl Worker {
                     if self.shared.is_draining() && c.served() {
                         return self.close(c);
                     }
-                    if let Some(buf) = c.spare_buffer() {
-                        self.shared.release_buffer(buf);
-                    }
+                    c.spare_buffers(|buf| self.shared.release_buffer(buf));
                     c.count_as(Gauge::Waiting);
                 } else {
                     c.count_as(Gauge::Reading);
                 }
-                self.rearm(c, sys::EV_IN | sys::EV_RDHUP);
+                // TLS handshake bytes the socket did not take go out on EPOLLOUT.
+                let out = if c.wants_flush() { sys::EV_OUT } else { 0 };
+                self.rearm(c, sys::EV_IN | sys::EV_RDHUP | out);
             }
             Next::Write => self.rearm(c, sys::EV_OUT),
         }
@@ -275,15 +340,6 @@ impl Worker {
         let token = c.token();
         drop(c);
         link.notify(Notice::Closed(token));
-    }
-}
-
-/// Waits for more input, or closes when the peer has finished sending.
-fn wait_input(c: &Conn) -> Next {
-    if c.eof() {
-        Next::Close
-    } else {
-        Next::Read
     }
 }
 

@@ -24,6 +24,8 @@ pub enum Status {
     MovedPermanently,
     /// 304
     NotModified,
+    /// 308
+    PermanentRedirect,
     /// 400
     BadRequest,
     /// 403
@@ -44,6 +46,8 @@ pub enum Status {
     RangeNotSatisfiable,
     /// 417
     ExpectationFailed,
+    /// 421
+    MisdirectedRequest,
     /// 431
     HeaderFieldsTooLarge,
     /// 500
@@ -66,6 +70,7 @@ impl Status {
             Status::PartialContent => 206,
             Status::MovedPermanently => 301,
             Status::NotModified => 304,
+            Status::PermanentRedirect => 308,
             Status::BadRequest => 400,
             Status::Forbidden => 403,
             Status::NotFound => 404,
@@ -76,6 +81,7 @@ impl Status {
             Status::UriTooLong => 414,
             Status::RangeNotSatisfiable => 416,
             Status::ExpectationFailed => 417,
+            Status::MisdirectedRequest => 421,
             Status::HeaderFieldsTooLarge => 431,
             Status::InternalError => 500,
             Status::NotImplemented => 501,
@@ -93,6 +99,7 @@ impl Status {
             Status::PartialContent => b"HTTP/1.1 206 Partial Content\r\n",
             Status::MovedPermanently => b"HTTP/1.1 301 Moved Permanently\r\n",
             Status::NotModified => b"HTTP/1.1 304 Not Modified\r\n",
+            Status::PermanentRedirect => b"HTTP/1.1 308 Permanent Redirect\r\n",
             Status::BadRequest => b"HTTP/1.1 400 Bad Request\r\n",
             Status::Forbidden => b"HTTP/1.1 403 Forbidden\r\n",
             Status::NotFound => b"HTTP/1.1 404 Not Found\r\n",
@@ -103,6 +110,7 @@ impl Status {
             Status::UriTooLong => b"HTTP/1.1 414 URI Too Long\r\n",
             Status::RangeNotSatisfiable => b"HTTP/1.1 416 Range Not Satisfiable\r\n",
             Status::ExpectationFailed => b"HTTP/1.1 417 Expectation Failed\r\n",
+            Status::MisdirectedRequest => b"HTTP/1.1 421 Misdirected Request\r\n",
             Status::HeaderFieldsTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
             Status::InternalError => b"HTTP/1.1 500 Internal Server Error\r\n",
             Status::NotImplemented => b"HTTP/1.1 501 Not Implemented\r\n",
@@ -127,6 +135,7 @@ impl Status {
         }
         match self {
             Status::MovedPermanently => page!("301 Moved Permanently"),
+            Status::PermanentRedirect => page!("308 Permanent Redirect"),
             Status::BadRequest => page!("400 Bad Request"),
             Status::Forbidden => page!("403 Forbidden"),
             Status::NotFound => page!("404 Not Found"),
@@ -137,6 +146,7 @@ impl Status {
             Status::UriTooLong => page!("414 URI Too Long"),
             Status::RangeNotSatisfiable => page!("416 Range Not Satisfiable"),
             Status::ExpectationFailed => page!("417 Expectation Failed"),
+            Status::MisdirectedRequest => page!("421 Misdirected Request"),
             Status::HeaderFieldsTooLarge => page!("431 Request Header Fields Too Large"),
             Status::InternalError => page!("500 Internal Server Error"),
             Status::NotImplemented => page!("501 Not Implemented"),

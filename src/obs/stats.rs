@@ -168,6 +168,11 @@ pub struct Stats {
     pub durations: Histogram,
     /// Configuration reloads.
     pub reloads: Reloads,
+    /// TLS handshakes completed: `[TLS 1.2, TLS 1.3]`.
+    pub tls_handshakes: [AtomicU64; 2],
+    /// TLS connections ended by a protocol error (a failed handshake, a bad
+    /// record) or by plain HTTP sent to the TLS port.
+    pub tls_failures: AtomicU64,
     reading: AtomicI64,
     writing: AtomicI64,
     waiting: AtomicI64,
@@ -185,6 +190,8 @@ impl Default for Stats {
             busy: AtomicI64::new(0),
             durations: Histogram::default(),
             reloads: Reloads::default(),
+            tls_handshakes: Default::default(),
+            tls_failures: AtomicU64::new(0),
             reading: AtomicI64::new(0),
             writing: AtomicI64::new(0),
             waiting: AtomicI64::new(0),
@@ -233,6 +240,10 @@ pub struct Snapshot {
     pub reload_error: Option<String>,
     /// The compression cache.
     pub compress: CompressSnapshot,
+    /// TLS handshakes completed with TLS 1.2 and with TLS 1.3.
+    pub tls_handshakes: [u64; 2],
+    /// TLS connections ended by a protocol error or plain HTTP.
+    pub tls_failures: u64,
 }
 
 impl Stats {
@@ -291,6 +302,8 @@ impl Stats {
             reloads_failed: self.reloads.failed.load(Relaxed),
             reload_error: self.reloads.last_error.lock().clone(),
             compress: CompressSnapshot::default(),
+            tls_handshakes: std::array::from_fn(|i| self.tls_handshakes[i].load(Relaxed)),
+            tls_failures: self.tls_failures.load(Relaxed),
         }
     }
 }
@@ -348,6 +361,11 @@ impl Snapshot {
         if let Some(e) = &self.reload_error {
             let _ = writeln!(s, "config_reload_error: {}", one_line(e));
         }
+        let _ = writeln!(
+            s,
+            "\ntls_handshakes: tls1.2={} tls1.3={}\ntls_failures: {}",
+            self.tls_handshakes[0], self.tls_handshakes[1], self.tls_failures
+        );
         s
     }
 
@@ -360,7 +378,8 @@ impl Snapshot {
              \"bytes_sent\":{},\"queue_depth\":{},\"workers_busy\":{},\"workers\":{},\
              \"reactors\":{},\"reactor_active\":[{}],\"reactor_timers\":[{}],\
              \"compress_cache\":{{\"hits\":{},\"misses\":{},\"compressions\":{},\"bytes\":{},\"entries\":{},\"evictions\":{}}},\
-             \"config_generation\":{},\"config_reloads_failed\":{},\"config_reload_error\":{}}}\n",
+             \"config_generation\":{},\"config_reloads_failed\":{},\"config_reload_error\":{},\
+             \"tls\":{{\"handshakes_tls12\":{},\"handshakes_tls13\":{},\"failures\":{}}}}}\n",
             self.uptime_s,
             self.active,
             self.reading,
@@ -392,6 +411,9 @@ impl Snapshot {
             self.reload_error
                 .as_deref()
                 .map_or_else(|| "null".to_string(), json_string),
+            self.tls_handshakes[0],
+            self.tls_handshakes[1],
+            self.tls_failures,
         )
     }
 }

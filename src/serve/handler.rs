@@ -9,12 +9,13 @@ use arc_swap::ArcSwap;
 
 use crate::config::settings::Settings;
 use crate::config::site::{Site, Sites};
+use crate::config::tls::TlsSetup;
 use crate::files::compress::Compressor;
 use crate::files::{self, Content, Entry, Lookup};
 use crate::http::body::{Body, Bytes};
 use crate::http::error::{Refusal, Then};
 use crate::http::precondition::{self, Decision, Validators};
-use crate::http::request::{Head, Method};
+use crate::http::request::{BodyKind, Head, Method};
 use crate::http::response::{self as resp, unix_secs};
 use crate::http::Status;
 use crate::obs::logging::{self, AccessLog};
@@ -25,6 +26,16 @@ use crate::serve::routes;
 
 /// Methods served.
 const ALLOW: &[u8] = b"GET, HEAD, OPTIONS";
+
+/// What the handler knows of the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Via<'a> {
+    /// The client's address.
+    pub peer: &'a SocketAddr,
+    /// On an HTTPS connection, the server name its handshake asked for (SNI), if
+    /// any; `None` on plain HTTP.
+    pub tls: Option<Option<&'a str>>,
+}
 
 /// What serving reads from the running server. The driver's shared state provides
 /// it, so serving never imports the driver.
@@ -41,6 +52,10 @@ pub trait Context {
     fn snapshot(&self) -> Snapshot;
     /// The cache of variants compressed on the fly.
     fn compressor(&self) -> &Compressor;
+    /// The HTTPS certificates, when TLS is on (for `421` decisions).
+    fn tls(&self) -> Option<&TlsSetup> {
+        None
+    }
 }
 
 /// A worker's request handler, with its reused buffers: answering a request for a
@@ -84,13 +99,71 @@ impl<C: Context> Handler<C> {
     }
 
     /// Plans the response to a parsed request and logs it.
-    pub fn respond(&mut self, peer: &SocketAddr, h: &Head<'_>) -> Plan {
+    pub fn respond(&mut self, via: &Via<'_>, h: &Head<'_>) -> Plan {
         // One load per request: the sites stay the same until the plan is made, even
         // if a reload swaps in new ones meanwhile.
         let sites = self.ctx.sites().load();
-        let plan = self.route(sites.pick(request_host(h)), peer, h);
-        self.record(peer, Some(h), &plan);
+        let site = sites.pick(request_host(h));
+        let plan = match self.tls_policy(site, via, h) {
+            Some(plan) => plan,
+            None => self.route(site, via.peer, h),
+        };
+        self.record(via.peer, Some(h), &plan);
         plan
+    }
+
+    /// The answers HTTPS adds: on the plain port with `--redirect-https`, a `308`
+    /// to the same target over HTTPS; over TLS, a `421` when `Host` names a vhost
+    /// whose certificate is not the one the handshake's SNI chose.
+    fn tls_policy(&mut self, site: &Site, via: &Via<'_>, h: &Head<'_>) -> Option<Plan> {
+        let frame = Frame {
+            head_only: h.method == Method::Head,
+            close: !h.keep_alive || self.ctx.is_draining(),
+            minor: h.minor,
+        };
+        let s = self.ctx.settings();
+        match via.tls {
+            None if s.redirect_https => {
+                let target = origin_form(h.target)?;
+                let Some(host) = request_host(h).map(host_without_port) else {
+                    return Some(self.refuse(site, Refusal::Malformed, frame));
+                };
+                let mut location = Vec::with_capacity(16 + host.len() + target.len());
+                location.extend_from_slice(b"https://");
+                location.extend_from_slice(host.as_bytes());
+                if s.tls_port != 443 {
+                    location.push(b':');
+                    resp::push_u64(&mut location, u64::from(s.tls_port));
+                }
+                location.extend_from_slice(target.as_bytes());
+                let extra = Some((&b"Location"[..], &location[..]));
+                // The request body, if any, is not read: answer, then linger.
+                let plan = self.error(site, Status::PermanentRedirect, frame, extra);
+                Some(if h.body == BodyKind::None {
+                    plan
+                } else {
+                    plan.skipping_body()
+                })
+            }
+            Some(sni) => {
+                let tls = self.ctx.tls()?;
+                let host = crate::config::site::host_name(request_host(h)?);
+                if !tls.resolver.store().misdirected(sni, host) {
+                    return None;
+                }
+                let frame = Frame {
+                    close: true,
+                    ..frame
+                };
+                let plan = self.error(site, Status::MisdirectedRequest, frame, None);
+                Some(if h.body == BodyKind::None {
+                    plan
+                } else {
+                    plan.skipping_body()
+                })
+            }
+            None => None,
+        }
     }
 
     /// Plans the error response to a request that could not be parsed (or whose
@@ -147,7 +220,7 @@ impl<C: Context> Handler<C> {
             Some(Refusal::Expectation)
         } else {
             match h.body {
-                crate::http::request::BodyKind::Length(n) if n > self.ctx.settings().max_body => {
+                BodyKind::Length(n) if n > self.ctx.settings().max_body => {
                     Some(Refusal::BodyTooLarge)
                 }
                 _ => None,
@@ -533,6 +606,15 @@ fn absolute_form(target: &str) -> Option<(&str, &str)> {
     Some(rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len())))
 }
 
+/// A `Host` value without its port: `a.example:8080` -> `a.example`, `[::1]:80` ->
+/// `[::1]` (brackets kept, for a URL).
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |i| &host[..=i]);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
 /// `Content-Range: bytes start-(end-1)/len`.
 fn content_range(b: &mut Vec<u8>, start: u64, end: u64, len: u64) {
     b.extend_from_slice(b"Content-Range: bytes ");
@@ -582,7 +664,16 @@ fn unread(plan: Plan, why: Refusal) -> Plan {
 
 #[cfg(test)]
 mod tests {
-    use super::origin_form;
+    use super::{host_without_port, origin_form};
+
+    #[test]
+    fn hosts_without_ports() {
+        assert_eq!(host_without_port("a.example:8080"), "a.example");
+        assert_eq!(host_without_port("a.example"), "a.example");
+        assert_eq!(host_without_port("[::1]:80"), "[::1]");
+        assert_eq!(host_without_port("[::1]"), "[::1]");
+        assert_eq!(host_without_port("10.0.0.1:80"), "10.0.0.1");
+    }
 
     #[test]
     fn absolute_form() {

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 use super::{Reactor, LISTENERS};
 use crate::clock;
 use crate::driver::conn::{Conn, Timeouts};
+use crate::driver::tls::Tls;
 use crate::driver::transport::{self, Transport};
 use crate::obs::logging::Throttle;
 use crate::sys::{self, EV_IN};
@@ -73,12 +74,13 @@ impl Reactor {
         let Some(listener) = l.sockets.get(which) else {
             return;
         };
+        let tls = l.tls.get(which).copied().unwrap_or(false);
         for _ in 0..ACCEPT_BATCH {
             if !self.listeners_registered {
                 return;
             }
             match sys::accept(listener) {
-                Ok((stream, peer)) => self.accepted(stream, peer),
+                Ok((stream, peer)) => self.accepted(stream, peer, tls),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => match e.raw_os_error() {
@@ -95,7 +97,12 @@ impl Reactor {
         }
     }
 
-    pub(super) fn accepted(&mut self, stream: std::net::TcpStream, peer: std::net::SocketAddr) {
+    pub(super) fn accepted(
+        &mut self,
+        stream: std::net::TcpStream,
+        peer: std::net::SocketAddr,
+        tls: bool,
+    ) {
         let stats = &self.shared.stats;
         stats.accepted.fetch_add(1, Ordering::Relaxed);
         if self.shared.accept_starved.load(Ordering::Relaxed)
@@ -107,9 +114,26 @@ impl Reactor {
             // Closed connections may not have been counted yet.
             self.drain_notices();
             if !self.shared.admit() {
+                if tls {
+                    // A plain 503 means nothing to a TLS client: close at once.
+                    self.shared.stats.response(503);
+                    return;
+                }
                 return self.refuse(stream);
             }
         }
+        // A TLS session is a few allocations, no crypto: the handshake runs in a worker.
+        let transport = match (tls, &self.shared.tls) {
+            (true, Some(setup)) => match Tls::new(stream, &setup.config) {
+                Ok(t) => Transport::Tls(Box::new(t)),
+                Err(e) => {
+                    log::error!("TLS session: {e}");
+                    self.shared.leave();
+                    return;
+                }
+            },
+            _ => Transport::Plain(stream),
+        };
         self.shared.stats.handled.fetch_add(1, Ordering::Relaxed);
         let index = self.free.pop().unwrap_or_else(|| {
             self.next_index += 1;
@@ -123,15 +147,7 @@ impl Reactor {
         };
         let stats = self.shared.stats.clone();
         let now = clock::now_ms();
-        let conn = Conn::new(
-            Transport::Plain(stream),
-            peer,
-            token,
-            self.id,
-            timeouts,
-            now,
-            stats,
-        );
+        let conn = Conn::new(transport, peer, token, self.id, timeouts, now, stats);
         let conn = Box::new(conn);
         self.active += 1;
         self.link().active.store(self.active, Ordering::Relaxed);

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::clock;
 use crate::config::reload::Trigger;
+use crate::config::settings::Settings;
 use crate::driver::conn::{Conn, Phase, Token};
 use crate::driver::shared::{Batch, Link, Notice, Shared};
 use crate::driver::timer::Timers;
@@ -38,11 +39,23 @@ const MAX_WAIT_MS: u64 = 1000;
 /// Largest body chunk read per turn.
 const BODY_READ: usize = 64 * 1024;
 
+/// The most bytes a connection buffers as input in `phase`: one past the head
+/// limits while reading a head (so the parser sees the overflow), a body chunk
+/// otherwise.
+pub fn read_limit(s: &Settings, phase: Phase) -> usize {
+    match phase {
+        Phase::Head => s.limits.max_header.max(s.limits.max_uri) + 1,
+        _ => BODY_READ,
+    }
+}
+
 /// How a reactor watches the listening sockets.
 #[derive(Debug, Clone)]
 pub struct Listeners {
     /// The sockets, shared by every reactor that watches them.
     pub sockets: Arc<[TcpListener]>,
+    /// Per socket: whether it serves TLS.
+    pub tls: Arc<[bool]>,
     /// Extra epoll flags: `EPOLLEXCLUSIVE` when several reactors watch one socket,
     /// so a new connection wakes one of them, not all.
     pub flags: u32,
@@ -310,18 +323,18 @@ impl Reactor {
             }
             return self.rearm(conn, EV_OUT);
         }
+        if flags & EV_OUT != 0 && conn.wants_flush() {
+            // TLS handshake bytes the socket did not take: a worker sends them (and
+            // decrypts whatever came meanwhile).
+            return self.dispatch(conn);
+        }
         self.on_readable(conn, flags);
     }
 
     /// Reads what the socket has; hands the connection to a worker if there is
     /// something to do, else re-arms it.
     fn on_readable(&mut self, mut conn: Box<Conn>, flags: u32) {
-        let s = &self.shared.settings;
-        let limit = match conn.phase() {
-            // One byte past the limits, so the parser sees the overflow.
-            Phase::Head => s.limits.max_header.max(s.limits.max_uri) + 1,
-            _ => BODY_READ,
-        };
+        let limit = read_limit(&self.shared.settings, conn.phase());
         let shared = &self.shared;
         let got = match conn.receive(limit, clock::now_ms(), || shared.take_buffer()) {
             Ok(n) => n,
@@ -349,9 +362,7 @@ impl Reactor {
             }
             return self.dispatch(conn);
         }
-        if let Some(buf) = conn.spare_buffer() {
-            self.shared.release_buffer(buf);
-        }
+        conn.spare_buffers(|buf| self.shared.release_buffer(buf));
         self.rearm(conn, EV_IN | EV_RDHUP);
     }
 
