@@ -11,18 +11,18 @@ use crate::config::settings::Settings;
 use crate::config::site::{Site, Sites};
 use crate::config::tls::TlsSetup;
 use crate::files::compress::Compressor;
-use crate::files::{self, Content, Entry, Lookup};
-use crate::http::body::{Body, Bytes};
+use crate::files::{self, Entry};
+use crate::http::body::Bytes;
 use crate::http::error::{Refusal, Then};
-use crate::http::precondition::{self, Decision, Validators};
 use crate::http::request::{BodyKind, Head, Method};
-use crate::http::response::{self as resp, unix_secs};
 use crate::http::Status;
 use crate::obs::logging::{self, AccessLog};
 use crate::obs::stats::{Snapshot, Stats};
-use crate::serve::multipart;
 use crate::serve::reply::{Frame, Plan, Reply};
 use crate::serve::routes;
+
+mod file;
+mod pages;
 
 /// Methods served.
 const ALLOW: &[u8] = b"GET, HEAD, OPTIONS";
@@ -110,60 +110,6 @@ impl<C: Context> Handler<C> {
         };
         self.record(via.peer, Some(h), &plan);
         plan
-    }
-
-    /// The answers HTTPS adds: on the plain port with `--redirect-https`, a `308`
-    /// to the same target over HTTPS; over TLS, a `421` when `Host` names a vhost
-    /// whose certificate is not the one the handshake's SNI chose.
-    fn tls_policy(&mut self, site: &Site, via: &Via<'_>, h: &Head<'_>) -> Option<Plan> {
-        let frame = Frame {
-            head_only: h.method == Method::Head,
-            close: !h.keep_alive || self.ctx.is_draining(),
-            minor: h.minor,
-        };
-        let s = self.ctx.settings();
-        match via.tls {
-            None if s.redirect_https => {
-                let target = origin_form(h.target)?;
-                let Some(host) = request_host(h).map(host_without_port) else {
-                    return Some(self.refuse(site, Refusal::Malformed, frame));
-                };
-                let mut location = Vec::with_capacity(16 + host.len() + target.len());
-                location.extend_from_slice(b"https://");
-                location.extend_from_slice(host.as_bytes());
-                if s.tls_port != 443 {
-                    location.push(b':');
-                    resp::push_u64(&mut location, u64::from(s.tls_port));
-                }
-                location.extend_from_slice(target.as_bytes());
-                let extra = Some((&b"Location"[..], &location[..]));
-                // The request body, if any, is not read: answer, then linger.
-                let plan = self.error(site, Status::PermanentRedirect, frame, extra);
-                Some(if h.body == BodyKind::None {
-                    plan
-                } else {
-                    plan.skipping_body()
-                })
-            }
-            Some(sni) => {
-                let tls = self.ctx.tls()?;
-                let host = crate::config::site::host_name(request_host(h)?);
-                if !tls.resolver.store().misdirected(sni, host) {
-                    return None;
-                }
-                let frame = Frame {
-                    close: true,
-                    ..frame
-                };
-                let plan = self.error(site, Status::MisdirectedRequest, frame, None);
-                Some(if h.body == BodyKind::None {
-                    plan
-                } else {
-                    plan.skipping_body()
-                })
-            }
-            None => None,
-        }
     }
 
     /// Plans the error response to a request that could not be parsed (or whose
@@ -273,232 +219,6 @@ impl<C: Context> Handler<C> {
         }
     }
 
-    fn health(&mut self, site: &Site, h: &Head<'_>, frame: Frame) -> Plan {
-        if h.method == Method::Other {
-            return self.error(site, Status::MethodNotAllowed, frame, None);
-        }
-        let (status, body): (Status, &'static [u8]) = if self.ctx.is_draining() {
-            (Status::ServiceUnavailable, b"draining\n")
-        } else {
-            (Status::Ok, b"ok\n")
-        };
-        self.memory(
-            site,
-            status,
-            frame,
-            "text/plain; charset=utf-8",
-            Bytes::Static(body),
-        )
-    }
-
-    fn stats(
-        &mut self,
-        site: &Site,
-        peer: &SocketAddr,
-        h: &Head<'_>,
-        query: Option<&str>,
-        f: Frame,
-    ) -> Plan {
-        if !self.ctx.settings().stats_allowed(peer.ip()) {
-            return self.error(site, Status::Forbidden, f, None);
-        }
-        if h.method == Method::Other {
-            return self.error(site, Status::MethodNotAllowed, f, None);
-        }
-        let format = query
-            .into_iter()
-            .flat_map(|q| q.split('&'))
-            .filter_map(|kv| kv.strip_prefix("format="))
-            .next_back()
-            .unwrap_or("text");
-        let render: fn(&Snapshot) -> String = match format {
-            "text" => Snapshot::text,
-            "json" => Snapshot::json,
-            "prometheus" => Snapshot::prometheus,
-            _ => {
-                // A typo must not look like the text page.
-                let body = b"unknown format; the formats are text, json and prometheus\n";
-                return self.memory(
-                    site,
-                    Status::BadRequest,
-                    f,
-                    "text/plain; charset=utf-8",
-                    Bytes::Static(body),
-                );
-            }
-        };
-        let ctype = match format {
-            "json" => "application/json",
-            "prometheus" => "text/plain; version=0.0.4; charset=utf-8",
-            _ => "text/plain; charset=utf-8",
-        };
-        let text = render(&self.ctx.snapshot());
-        self.memory(site, Status::Ok, f, ctype, Bytes::Owned(text.into_bytes()))
-    }
-
-    fn file(
-        &mut self,
-        site: &Site,
-        h: &Head<'_>,
-        path: &str,
-        query: Option<&str>,
-        frame: Frame,
-    ) -> Plan {
-        let found = match &site.try_files {
-            None => files::normalize(path, &mut self.scratch, &mut self.path)
-                .map(|()| site.files.lookup(&self.path)),
-            Some(t) => t.resolve(
-                &site.files,
-                path,
-                &mut self.scratch,
-                &mut self.candidate,
-                &mut self.path,
-            ),
-        };
-        let lookup = match found {
-            Ok(lookup) => lookup,
-            Err(status) => {
-                let frame = Frame {
-                    close: true,
-                    ..frame
-                };
-                return self.error(site, status, frame, None);
-            }
-        };
-        match lookup {
-            Lookup::File(entry) => self.entry(site, h, &entry, frame),
-            Lookup::Redirect => {
-                let location = redirect_location(&self.path, query);
-                let extra = Some((&b"Location"[..], &location[..]));
-                self.error(site, Status::MovedPermanently, frame, extra)
-            }
-            Lookup::Listing(html) => self.memory(
-                site,
-                Status::Ok,
-                frame,
-                "text/html; charset=utf-8",
-                Bytes::Shared(html),
-            ),
-            Lookup::Error(status) => self.error(site, status, frame, None),
-        }
-    }
-
-    fn entry(&mut self, site: &Site, h: &Head<'_>, e: &Arc<Entry>, frame: Frame) -> Plan {
-        // The file, a precompressed sibling, or the file compressed on the fly; every
-        // response for a file that has siblings or is compressible says it depends
-        // on Accept-Encoding.
-        let compressible = site.compress.as_ref().is_some_and(|p| p.applies(e));
-        let vary = e.varies() || compressible;
-        // Header rules match the file served (an index file, a try-files result).
-        let served = e.path();
-        let sibling = e.select(h.accept_encoding);
-        let fly = if compressible && sibling.coding.is_none() {
-            files::choose(h.accept_encoding, [true; 3]).and_then(|i| {
-                let root = site.files.root_id();
-                self.ctx.compressor().get(root, e, files::CODINGS[i])
-            })
-        } else {
-            None
-        };
-        let e = fly.as_deref().unwrap_or(sibling);
-        let v = Validators {
-            etag: &e.etag,
-            mtime: e.mtime,
-            now: unix_secs(std::time::SystemTime::now()) + 1,
-        };
-        let (start, end, status) =
-            match precondition::evaluate(h, &v, e.len, h.method == Method::Get, true) {
-                Decision::Full => (0, e.len, Status::Ok),
-                Decision::Partial(a, b) => (a, b + 1, Status::PartialContent),
-                Decision::Multi(ranges) => {
-                    return self.multipart(site, e, served, frame, vary, ranges.as_slice())
-                }
-                Decision::NotModified => {
-                    let mut reply = Reply::new(&mut self.head, Status::NotModified, frame, &[]);
-                    let rules = site.file_headers(served, vary, &mut self.matched, reply.raw());
-                    return validators(reply, e, site, rules, vary).no_body();
-                }
-                Decision::PreconditionFailed => {
-                    return self.error(site, Status::PreconditionFailed, frame, None)
-                }
-                Decision::Unsatisfiable => {
-                    let mut range = b"bytes */".to_vec();
-                    resp::push_u64(&mut range, e.len);
-                    let extra = Some((&b"Content-Range"[..], &range[..]));
-                    return self.error(site, Status::RangeNotSatisfiable, frame, extra);
-                }
-            };
-        let mut reply = Reply::new(&mut self.head, status, frame, &[])
-            .header(b"Content-Type", e.content_type.as_bytes())
-            .header_opt(b"Content-Encoding", e.coding.map(|c| c.token().as_bytes()));
-        if status == Status::PartialContent {
-            content_range(reply.raw(), start, end, e.len);
-        }
-        let rules = site.file_headers(served, vary, &mut self.matched, reply.raw());
-        let reply = validators(
-            reply.header(b"Accept-Ranges", b"bytes"),
-            e,
-            site,
-            rules,
-            vary,
-        );
-        let body = match &e.content {
-            _ if start == end => Body::Empty,
-            Content::Memory(m) => Body::Memory {
-                bytes: Bytes::Shared(m.clone()),
-                pos: start as usize,
-                end: end as usize,
-            },
-            Content::Disk(f) => Body::File {
-                file: f.clone(),
-                offset: start,
-                end,
-            },
-        };
-        reply.body(end - start, body)
-    }
-
-    /// A 206 with several ranges of `e` as `multipart/byteranges`.
-    fn multipart(
-        &mut self,
-        site: &Site,
-        e: &Entry,
-        served: &str,
-        frame: Frame,
-        vary: bool,
-        ranges: &[(u64, u64)],
-    ) -> Plan {
-        let boundary = multipart::boundary();
-        let mut ctype = b"multipart/byteranges; boundary=".to_vec();
-        ctype.extend_from_slice(&boundary);
-        let reply = Reply::new(&mut self.head, Status::PartialContent, frame, &[])
-            .header(b"Content-Type", &ctype)
-            .header_opt(b"Content-Encoding", e.coding.map(|c| c.token().as_bytes()));
-        let mut reply = reply.header(b"Accept-Ranges", b"bytes");
-        let rules = site.file_headers(served, vary, &mut self.matched, reply.raw());
-        let reply = validators(reply, e, site, rules, vary);
-        let body = multipart::body(&e.content, e.len, e.content_type, &boundary, ranges);
-        reply.body(body.remaining(), body)
-    }
-
-    fn options(&mut self, site: &Site, h: &Head<'_>, frame: Frame) -> Plan {
-        let cors = site.cors.is_some();
-        let mut reply = self
-            .start(site, Status::NoContent, frame)
-            .header(b"Allow", ALLOW);
-        if cors && h.origin.is_some() && h.acr_method.is_some() {
-            let asked = h.acr_headers.filter(|v| {
-                v.bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b"-_, ".contains(&c))
-            });
-            reply = reply
-                .header(b"Access-Control-Allow-Methods", ALLOW)
-                .header_opt(b"Access-Control-Allow-Headers", asked.map(str::as_bytes))
-                .header(b"Access-Control-Max-Age", b"86400");
-        }
-        reply.no_body()
-    }
-
     /// A generated response (health, stats, listings): never cached.
     fn memory(
         &mut self,
@@ -575,18 +295,6 @@ fn debug_panic(path: &str) {
     }
 }
 
-/// ETag, Last-Modified, Cache-Control and Vary of a file response; `ruled` says a
-/// `[[headers]]` rule already set Cache-Control for this path, `vary` that the file
-/// has precompressed siblings.
-fn validators<'a>(reply: Reply<'a>, e: &Entry, site: &Site, ruled: bool, vary: bool) -> Reply<'a> {
-    let cache_control = site.cache_control.as_deref().filter(|_| !ruled);
-    reply
-        .header(b"Last-Modified", &e.last_modified)
-        .header(b"ETag", e.etag.as_bytes())
-        .header_opt(b"Cache-Control", cache_control.map(str::as_bytes))
-        .header_opt(b"Vary", vary.then(|| site.vary()))
-}
-
 /// The host a request names: the authority of an absolute-form target, which
 /// RFC 9112 §3.2.2 says takes precedence over `Host`, else the `Host` field.
 fn request_host<'a>(h: &Head<'a>) -> Option<&'a str> {
@@ -613,17 +321,6 @@ fn host_without_port(host: &str) -> &str {
         return host.find(']').map_or(host, |i| &host[..=i]);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
-}
-
-/// `Content-Range: bytes start-(end-1)/len`.
-fn content_range(b: &mut Vec<u8>, start: u64, end: u64, len: u64) {
-    b.extend_from_slice(b"Content-Range: bytes ");
-    resp::push_u64(b, start);
-    b.push(b'-');
-    resp::push_u64(b, end - 1);
-    b.push(b'/');
-    resp::push_u64(b, len);
-    b.extend_from_slice(b"\r\n");
 }
 
 /// Where a directory named without its slash redirects: built from the normalised
