@@ -17,20 +17,9 @@ use hearth::{Server, StartError};
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let loaded = match config_file::load(&argv) {
+    let loaded = match load(&argv) {
         Ok(l) => l,
-        Err(LoadError::Args(e)) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-        Err(LoadError::Config(e)) => {
-            eprintln!("hearth: {e}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if loaded.config.check {
         return check(&loaded);
@@ -74,6 +63,39 @@ fn main() -> ExitCode {
     for w in server.tls_warnings() {
         eprintln!("hearth: warning: {w}");
     }
+    print_start(&server, cfg);
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("fatal: {e}");
+            eprintln!("hearth: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The flags and the configuration file; on failure (or `--help`, `--version`),
+/// the exit code, after clap or the file's error has been printed.
+fn load(argv: &[std::ffi::OsString]) -> Result<Loaded, ExitCode> {
+    match config_file::load(argv) {
+        Ok(l) => Ok(l),
+        Err(LoadError::Args(e)) => {
+            let _ = e.print();
+            Err(if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Err(LoadError::Config(e)) => {
+            eprintln!("hearth: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The start-up lines on stdout: warnings, each listening address, the settings.
+fn print_start(server: &Server, cfg: &hearth::Config) {
     let mut out = std::io::stdout();
     for addr in server.local_addrs() {
         let _ = writeln!(out, "{}", listening_line("http", *addr));
@@ -93,14 +115,6 @@ fn main() -> ExitCode {
         server.reactors()
     );
     let _ = out.flush();
-    match server.run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log::error!("fatal: {e}");
-            eprintln!("hearth: {e}");
-            ExitCode::from(1)
-        }
-    }
 }
 
 /// What is wrong with a root that is not a directory, naming the absolute path a
