@@ -6,31 +6,8 @@ use common::*;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::Duration;
-
-/// Writes `text` as `hearth.toml` in `dir`.
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("hearth.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-/// A directory holding `index.html` with `body`.
-fn site(body: &str) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("index.html"), body).unwrap();
-    d
-}
-
-/// Runs the binary to completion (`--check` never starts serving).
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .output()
-        .expect("run hearth")
-}
 
 fn get_host(srv: &TestServer, path: &str, host: &str) -> Response {
     srv.request(
@@ -48,7 +25,7 @@ fn eventually(what: &str, f: impl FnMut() -> bool) {
 
 #[test]
 fn check_accepts_a_good_file() {
-    let root = site("x");
+    let root = index_site("x");
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "root = {:?}\nport = 8080\nthreads = 2\ncache-control = \"max-age=60\"\n\
@@ -60,7 +37,7 @@ fn check_accepts_a_good_file() {
         root.path()
     );
     let cfg = write_config(dir.path(), &text);
-    let out = run(&["--config", cfg.to_str().unwrap(), "--check"]);
+    let out = run_hearth(&["--config", cfg.to_str().unwrap(), "--check"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
@@ -70,7 +47,7 @@ fn check_accepts_a_good_file() {
 
 #[test]
 fn check_names_key_and_line_of_a_bad_value() {
-    let root = site("x");
+    let root = index_site("x");
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         ("port = \"eighty\"\n", ":2: port: invalid value"),
@@ -93,7 +70,7 @@ fn check_names_key_and_line_of_a_bad_value() {
     for (body, want) in cases {
         let text = format!("root = {:?}\n{body}", root.path());
         let cfg = write_config(dir.path(), &text);
-        let out = run(&["--config", cfg.to_str().unwrap(), "--check"]);
+        let out = run_hearth(&["--config", cfg.to_str().unwrap(), "--check"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{body:?}: {err}");
         assert!(
@@ -102,7 +79,7 @@ fn check_names_key_and_line_of_a_bad_value() {
         );
         assert!(out.stdout.is_empty());
     }
-    let out = run(&["--config", "/does/not/exist.toml", "--check"]);
+    let out = run_hearth(&["--config", "/does/not/exist.toml", "--check"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/does/not/exist.toml"));
 }
@@ -111,19 +88,19 @@ fn check_names_key_and_line_of_a_bad_value() {
 fn unknown_key_is_an_error_at_startup() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(dir.path(), "port = 0\n\ncolour = \"blue\"\n");
-    let out = run(&["--config", cfg.to_str().unwrap(), "--check"]);
+    let out = run_hearth(&["--config", cfg.to_str().unwrap(), "--check"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("hearth.toml:3: colour: unknown key"), "{err}");
     // Without --check the server refuses to start, with the same message.
-    let out = run(&["--config", cfg.to_str().unwrap(), "--port", "0"]);
+    let out = run_hearth(&["--config", cfg.to_str().unwrap(), "--port", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("colour: unknown key"));
 }
 
 #[test]
 fn vhosts_pick_the_root_by_host() {
-    let (a, b) = (site("site a\n"), site("site b\n"));
+    let (a, b) = (index_site("site a\n"), index_site("site b\n"));
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[[vhost]]\nhost = \"a.example\"\nroot = {:?}\n\
@@ -189,7 +166,7 @@ fn path_headers_match_globs() {
 
 #[test]
 fn sighup_reloads_on_an_open_connection_and_keeps_a_good_config_over_a_broken_one() {
-    let (a, b) = (site("old root\n"), site("new root\n"));
+    let (a, b) = (index_site("old root\n"), index_site("new root\n"));
     let dir = tempfile::tempdir().unwrap();
     let config = |root: &Path, gen: u32| {
         format!(

@@ -6,36 +6,14 @@ mod common;
 use common::*;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// Writes `text` as `hearth.toml` in `dir`.
-fn write_config(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("hearth.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
-/// A directory holding `index.html` with `body`.
-fn site(body: &str) -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("index.html"), body).unwrap();
-    d
-}
-
-/// Runs the binary to completion (`--check` never starts serving).
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(args)
-        .output()
-        .expect("run hearth")
-}
 
 /// `--check` on `text` (written as hearth.toml in `dir`): exit code and stderr.
 fn check(dir: &Path, text: &str) -> (Option<i32>, String) {
     let cfg = write_config(dir, text);
-    let out = run(&["--config", cfg.to_str().unwrap(), "--check"]);
+    let out = run_hearth(&["--config", cfg.to_str().unwrap(), "--check"]);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -54,7 +32,7 @@ fn eventually(what: &str, limit: Duration, f: impl FnMut() -> bool) {
 
 #[test]
 fn absolute_form_authority_follows_the_host_grammar() {
-    let (a, b) = (site("site a\n"), site("site b\n"));
+    let (a, b) = (index_site("site a\n"), index_site("site b\n"));
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
         "[[vhost]]\nhost = \"a.example\"\nroot = {:?}\n\
@@ -91,7 +69,7 @@ fn absolute_form_authority_follows_the_host_grammar() {
 #[test]
 fn header_rules_never_duplicate_the_servers_headers() {
     let dir = tempfile::tempdir().unwrap();
-    let root = site("x");
+    let root = index_site("x");
     let owned = [
         "Content-Type",
         "ETag",
@@ -111,7 +89,7 @@ fn header_rules_never_duplicate_the_servers_headers() {
         assert_eq!(code, Some(2), "{name}: {err}");
         assert!(err.contains("hearth.toml:2: headers:"), "{name}: {err}");
         assert!(err.contains(name), "{name}: {err}");
-        let out = run(&[
+        let out = run_hearth(&[
             "--root",
             root.path().to_str().unwrap(),
             "--header",
@@ -135,7 +113,7 @@ fn header_rules_never_duplicate_the_servers_headers() {
     ] {
         let mut all = vec!["--root", root.path().to_str().unwrap(), "--check"];
         all.extend_from_slice(args);
-        assert_eq!(run(&all).status.code(), Some(2), "{args:?}");
+        assert_eq!(run_hearth(&all).status.code(), Some(2), "{args:?}");
     }
 
     // A rule replaces a --header (and the built-in nosniff) of the same name; the
@@ -233,7 +211,7 @@ fn header_rules_match_the_file_served() {
 #[test]
 fn a_sites_own_lists_replace_the_command_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let v = site("v\n");
+    let v = index_site("v\n");
     std::fs::write(v.path().join("v404.html"), b"vhost 404\n").unwrap();
     let text = format!(
         "[[vhost]]\nhost = \"v.example\"\nroot = {:?}\n\
@@ -266,7 +244,7 @@ fn a_sites_own_lists_replace_the_command_lines() {
 #[test]
 fn every_configuration_error_names_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
-    let root = site("x");
+    let root = index_site("x");
     let r = format!("root = {:?}\n", root.path());
     let a_file = dir.path().join("a-file");
     std::fs::write(&a_file, b"").unwrap();
@@ -326,7 +304,7 @@ fn every_configuration_error_names_file_line_and_key() {
     ] {
         let mut all = vec!["--root", root.path().to_str().unwrap(), "--check"];
         all.extend_from_slice(args);
-        let out = run(&all);
+        let out = run_hearth(&all);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
 }
@@ -510,11 +488,11 @@ fn many_rules(root: &Path, n: usize) -> String {
 #[test]
 fn check_time_grows_linearly_with_rules() {
     let dir = tempfile::tempdir().unwrap();
-    let root = site("x");
+    let root = index_site("x");
     let time = |n: usize| {
         let cfg = write_config(dir.path(), &many_rules(root.path(), n));
         let start = Instant::now();
-        let out = run(&["--config", cfg.to_str().unwrap(), "--check"]);
+        let out = run_hearth(&["--config", cfg.to_str().unwrap(), "--check"]);
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         start.elapsed()
     };
@@ -670,7 +648,9 @@ fn every_site_can_open_files_when_connections_fill_the_descriptors() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let roots: Vec<_> = (0..20).map(|i| site(&format!("site {i}\n"))).collect();
+    let roots: Vec<_> = (0..20)
+        .map(|i| index_site(&format!("site {i}\n")))
+        .collect();
     let mut text = String::new();
     for (i, r) in roots.iter().enumerate() {
         text.push_str(&format!(
@@ -722,7 +702,7 @@ fn every_site_can_open_files_when_connections_fill_the_descriptors() {
 fn a_reload_storm_under_load_serves_every_request_consistently() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let (a, b) = (site("gen a\n"), site("gen b\n"));
+    let (a, b) = (index_site("gen a\n"), index_site("gen b\n"));
     let dir = tempfile::tempdir().unwrap();
     let config = |root: &Path, gen: &str| {
         format!(

@@ -455,3 +455,25 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// Writes `text` as `hearth.toml` in `dir`.
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("hearth.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// A directory holding `index.html` with `body`.
+pub fn index_site(body: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("index.html"), body).unwrap();
+    d
+}
+
+/// Runs the binary to completion (`--check` never starts serving).
+pub fn run_hearth(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .output()
+        .expect("run hearth")
+}
