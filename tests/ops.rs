@@ -6,7 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -491,7 +491,19 @@ fn prometheus_metrics_at_the_metrics_path() {
         assert_eq!(srv.get("/hello.txt").status, 200);
     }
     srv.get("/missing");
-    let r = srv.get("/metrics");
+    // A duration is recorded just after the response's last byte is written, so
+    // the client can ask for the metrics a moment before it lands: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let r = loop {
+        let r = srv.get("/metrics");
+        let text = String::from_utf8_lossy(&r.body);
+        let done = text.contains("hearth_request_duration_seconds_count")
+            && sample(&text, "hearth_request_duration_seconds_count") >= 4.0;
+        if done || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(r.status, 200);
     assert_eq!(
         r.header("content-type"),

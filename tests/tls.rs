@@ -358,6 +358,19 @@ fn curl_gets_files_ranges_conditionals_and_keep_alive_over_https() {
     );
     assert!(!stats.contains("tls1.3=0\n"), "{stats}");
     assert!(stats.contains("tls_failures: 0"), "{stats}");
+    // And the Prometheus exposition of the same page.
+    let (_, text, _) = curl(&pki, &[&srv.url("/_stats?format=prometheus")]);
+    let sample = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+    };
+    assert!(
+        sample("hearth_tls_handshakes_total{version=\"1.3\"}") >= 8,
+        "{text}"
+    );
+    assert_eq!(sample("hearth_tls_failures_total"), 0);
+    assert!(text.contains("# TYPE hearth_tls_handshakes_total counter\n"));
 }
 
 #[test]
