@@ -111,6 +111,34 @@ fn every_connection_is_served_whichever_reactor_takes_it() {
 }
 
 #[test]
+fn accepted_connections_are_counted_per_reactor() {
+    let srv = TestServer::start(&["--reactors", "4", "--stats-path", "/_stats"]);
+    for _ in 0..40 {
+        let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let (bytes, closed) = read_until_close(&mut s);
+        assert!(closed && parse_all(&bytes, &[false])[0].status == 200);
+    }
+    // The stats request is a connection of its own, accepted before the snapshot.
+    let accepted = json_list(&srv, "reactor_accepted");
+    assert_eq!(accepted.len(), 4);
+    assert_eq!(accepted.iter().sum::<usize>(), 41, "{accepted:?}");
+    let text = String::from_utf8(srv.get("/_stats").body).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("reactor_accepted:"))
+        .unwrap_or_else(|| panic!("no reactor_accepted in {text}"));
+    let counts: Vec<usize> = line
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 4);
+    assert_eq!(counts.iter().sum::<usize>(), 42, "{counts:?}");
+}
+
+#[test]
 fn max_conns_is_one_budget_over_all_reactors() {
     let srv = TestServer::start(&["--reactors", "3", "--max-conns", "4"]);
     let mut held = Vec::new();

@@ -3,7 +3,7 @@
 //! the types that travel between them.
 
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -52,6 +52,8 @@ pub struct Link {
     pub active: AtomicUsize,
     /// Entries in its timer heap (for the stats page: bounded by open connections).
     pub timers: AtomicUsize,
+    /// Connections it has accepted since start (for the stats page).
+    pub accepted: AtomicU64,
     notices: Sender<Notice>,
     waker: EventFd,
 }
@@ -65,6 +67,7 @@ impl Link {
             slots: Slots::new(capacity),
             active: AtomicUsize::new(0),
             timers: AtomicUsize::new(0),
+            accepted: AtomicU64::new(0),
             notices: tx,
             waker: EventFd::new()?,
         };
@@ -269,6 +272,7 @@ impl Context for Shared {
                 (
                     l.active.load(Ordering::Relaxed),
                     l.timers.load(Ordering::Relaxed),
+                    l.accepted.load(Ordering::Relaxed),
                 )
             })
             .collect();

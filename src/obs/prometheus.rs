@@ -116,24 +116,30 @@ impl Snapshot {
         let labels: Vec<String> = (0..self.reactors.len())
             .map(|i| format!("{{reactor=\"{i}\"}}"))
             .collect();
-        let per = |f: fn(&(usize, usize)) -> usize| -> Vec<(&str, u64)> {
+        let per = |f: fn(&(usize, usize, u64)) -> u64| -> Vec<(&str, u64)> {
             labels
                 .iter()
                 .zip(&self.reactors)
-                .map(|(l, r)| (l.as_str(), f(r) as u64))
+                .map(|(l, r)| (l.as_str(), f(r)))
                 .collect()
         };
         out.metric(
             "hearth_reactor_connections",
             "gauge",
             "Open connections held by each reactor.",
-            &per(|r| r.0),
+            &per(|r| r.0 as u64),
+        );
+        metric(
+            "hearth_reactor_accepted_total",
+            "counter",
+            "Connections accepted by each reactor since start.",
+            &per(|r| r.2),
         );
         out.metric(
             "hearth_reactor_timers",
             "gauge",
             "Entries in each reactor's timer heap.",
-            &per(|r| r.1),
+            &per(|r| r.1 as u64),
         );
     }
 
@@ -263,7 +269,7 @@ mod tests {
         stats.durations.observe(Duration::from_millis(3));
         stats.durations.observe(Duration::from_secs(60));
         stats.response(200);
-        let text = stats.snapshot(0, 2, vec![(1, 2)]).prometheus();
+        let text = stats.snapshot(0, 2, vec![(1, 2, 3)]).prometheus();
         let line = |prefix: &str| {
             text.lines()
                 .find(|l| l.starts_with(prefix))
@@ -278,6 +284,7 @@ mod tests {
         assert!(line("hearth_request_duration_seconds_bucket{le=\"+Inf\"}").ends_with(" 4"));
         assert!(line("hearth_request_duration_seconds_count").ends_with(" 4"));
         assert!(line("hearth_requests_total{code=\"2xx\"}").ends_with(" 1"));
+        assert!(line("hearth_reactor_accepted_total{reactor=\"0\"}").ends_with(" 3"));
         assert!(line("hearth_reactor_timers{reactor=\"0\"}").ends_with(" 2"));
         assert!(line("hearth_tls_handshakes_total{version=\"1.3\"}").ends_with(" 0"));
         assert!(line("hearth_tls_failures_total").ends_with(" 0"));

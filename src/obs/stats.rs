@@ -228,8 +228,8 @@ pub struct Snapshot {
     pub busy: i64,
     /// Worker threads.
     pub workers: usize,
-    /// Open connections and timer entries of each reactor.
-    pub reactors: Vec<(usize, usize)>,
+    /// Open connections, timer entries and connections accepted so far, per reactor.
+    pub reactors: Vec<(usize, usize, u64)>,
     /// Request durations.
     pub durations: HistogramSnapshot,
     /// Configurations in force so far (1 at start).
@@ -277,7 +277,7 @@ impl Stats {
         &self,
         queue_depth: usize,
         workers: usize,
-        reactors: Vec<(usize, usize)>,
+        reactors: Vec<(usize, usize, u64)>,
     ) -> Snapshot {
         let reading = self.reading.load(Relaxed).max(0);
         let writing = self.writing.load(Relaxed).max(0);
@@ -337,11 +337,15 @@ impl Snapshot {
             self.bytes_sent
         );
         let _ = write!(s, "reactors: {}\nreactor_active:", self.reactors.len());
-        for (n, _) in &self.reactors {
+        for (n, _, _) in &self.reactors {
             let _ = write!(s, " {n}");
         }
+        s.push_str("\nreactor_accepted:");
+        for (_, _, a) in &self.reactors {
+            let _ = write!(s, " {a}");
+        }
         s.push_str("\nreactor_timers:");
-        for (_, t) in &self.reactors {
+        for (_, t, _) in &self.reactors {
             let _ = write!(s, " {t}");
         }
         let z = &self.compress;
@@ -376,7 +380,7 @@ impl Snapshot {
             "{{\"uptime_s\":{},\"connections\":{{\"active\":{},\"reading\":{},\"writing\":{},\"idle\":{},\"total\":{},\"handled\":{}}},\
              \"requests\":{},\"responses\":{{\"1xx\":{},\"2xx\":{},\"3xx\":{},\"4xx\":{},\"5xx\":{}}},\
              \"bytes_sent\":{},\"queue_depth\":{},\"workers_busy\":{},\"workers\":{},\
-             \"reactors\":{},\"reactor_active\":[{}],\"reactor_timers\":[{}],\
+             \"reactors\":{},\"reactor_active\":[{}],\"reactor_accepted\":[{}],\"reactor_timers\":[{}],\
              \"compress_cache\":{{\"hits\":{},\"misses\":{},\"compressions\":{},\"bytes\":{},\"entries\":{},\"evictions\":{}}},\
              \"config_generation\":{},\"config_reloads_failed\":{},\"config_reload_error\":{},\
              \"tls\":{{\"handshakes_tls12\":{},\"handshakes_tls13\":{},\"failures\":{}}}}}\n",
@@ -399,6 +403,7 @@ impl Snapshot {
             self.workers,
             self.reactors.len(),
             list(self.reactors.iter().map(|r| r.0)),
+            list(self.reactors.iter().map(|r| r.2 as usize)),
             list(self.reactors.iter().map(|r| r.1)),
             self.compress.hits,
             self.compress.misses,

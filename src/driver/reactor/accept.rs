@@ -105,6 +105,7 @@ impl Reactor {
     ) {
         let stats = &self.shared.stats;
         stats.accepted.fetch_add(1, Ordering::Relaxed);
+        self.link().accepted.fetch_add(1, Ordering::Relaxed);
         if self.shared.accept_starved.load(Ordering::Relaxed)
             && self.shared.accept_starved.swap(false, Ordering::AcqRel)
         {
