@@ -129,7 +129,7 @@ impl Snapshot {
             "Open connections held by each reactor.",
             &per(|r| r.0 as u64),
         );
-        metric(
+        out.metric(
             "hearth_reactor_accepted_total",
             "counter",
             "Connections accepted by each reactor since start.",
