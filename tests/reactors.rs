@@ -194,3 +194,55 @@ fn sighup_reopens_logs_with_several_reactors() {
     });
     assert!(reopened, "access.log was not reopened after SIGHUP");
 }
+
+/// Each reactor has a SO_REUSEPORT socket of its own by default: the kernel hashes
+/// connections over them, so every reactor takes a share.
+#[test]
+fn connections_spread_over_every_reactor_by_default() {
+    let srv = TestServer::start(&["--reactors", "4", "--stats-path", "/_stats"]);
+    for _ in 0..200 {
+        let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.write_all(b"GET /hello.txt HTTP/1.0\r\n\r\n").unwrap();
+        let (_, closed) = read_until_close(&mut s);
+        assert!(closed);
+    }
+    let accepted = json_list(&srv, "reactor_accepted");
+    assert_eq!(accepted.iter().sum::<usize>(), 201, "{accepted:?}");
+    // 50 each on average; below 15 is more than five deviations off a fair hash.
+    assert!(accepted.iter().all(|&n| n >= 15), "{accepted:?}");
+}
+
+/// A socket per reactor must not let a second server join the port unasked.
+#[test]
+fn a_second_server_on_the_same_port_is_refused_with_several_reactors() {
+    let first = TestServer::start(&["--reactors", "2"]);
+    let port = first.addr.port().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["--port", &port, "--bind", "127.0.0.1", "--reactors", "2"])
+        .args(["--access-log", "off", "--close-log"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use"), "{err}");
+    assert_eq!(first.get("/hello.txt").status, 200);
+}
+
+/// The other layout stays available: one socket, EPOLLEXCLUSIVE.
+#[test]
+fn exclusive_accept_spread_serves_every_connection() {
+    let srv = TestServer::start(&[
+        "--reactors",
+        "3",
+        "--accept-spread",
+        "exclusive",
+        "--stats-path",
+        "/_stats",
+    ]);
+    for _ in 0..30 {
+        assert_eq!(srv.get("/hello.txt").status, 200);
+    }
+    let accepted = json_list(&srv, "reactor_accepted");
+    assert_eq!(accepted.iter().sum::<usize>(), 31, "{accepted:?}");
+}

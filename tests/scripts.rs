@@ -105,8 +105,14 @@ impl Site {
 
     /// start.sh with the pid file and the usual flags; must succeed.
     fn start(&self, grace: u64) -> Run {
+        self.start_with(grace, &[])
+    }
+
+    /// Starts with more server flags after the usual ones.
+    fn start_with(&self, grace: u64, extra: &[&str]) -> Run {
         let mut args = self.start_opts();
         args.extend(self.server_flags(grace));
+        args.extend(extra.iter().map(|a| a.to_string()));
         let r = self.run("start.sh", &args);
         assert!(r.status.success(), "start.sh failed:\n{r}");
         r
@@ -865,11 +871,22 @@ fn fresh_get(addr: SocketAddr) -> Result<(), String> {
 
 #[test]
 fn restart_refuses_nothing_to_a_client_loop() {
+    restart_under_client_loop(&[]);
+}
+
+/// With a listening socket per reactor, the new process adopts all of them, so
+/// connections the kernel queued on any reactor's socket are still answered.
+#[test]
+fn restart_with_several_reactors_refuses_nothing() {
+    restart_under_client_loop(&["--reactors", "3"]);
+}
+
+fn restart_under_client_loop(extra: &[&str]) {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
 
     let site = Site::new();
-    site.start(5);
+    site.start_with(5, extra);
     let old = site.pid();
     let addr = site.addr();
     let stop = Arc::new(AtomicBool::new(false));

@@ -212,11 +212,18 @@ pub struct Config {
     #[arg(long, help_heading = "Listening")]
     pub reuseport: bool,
 
-    /// With several reactors, give each its own SO_REUSEPORT listening socket (the
-    /// kernel hashes connections to them) instead of one socket watched by all with
-    /// EPOLLEXCLUSIVE. For comparing the two.
-    #[arg(long, hide = true)]
-    pub accept_reuseport: bool,
+    /// How several reactors share an address: `reuseport` (each reactor has its own
+    /// SO_REUSEPORT socket and the kernel spreads connections by a hash) or
+    /// `exclusive` (one socket watched by every reactor with EPOLLEXCLUSIVE, which
+    /// favours the reactor that went idle last).
+    #[arg(
+        long,
+        default_value = "reuseport",
+        value_name = "reuseport|exclusive",
+        value_enum,
+        help_heading = "Listening"
+    )]
+    pub accept_spread: AcceptSpread,
 
     /// Write a response only once epoll reports the socket writable (re-arm for
     /// EPOLLOUT after process()), instead of trying the write at once and re-arming
@@ -338,4 +345,15 @@ pub fn size(s: &str) -> Result<u64, String> {
         .map_err(|_| format!("{s:?}: expected a number of bytes with an optional K, M or G"))?;
     n.checked_mul(1 << shift)
         .ok_or_else(|| format!("{s:?}: too large"))
+}
+
+/// How several reactors share the connections to one address (`--accept-spread`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AcceptSpread {
+    /// A `SO_REUSEPORT` socket per reactor: the kernel hashes each connection to
+    /// one of them, whether that reactor is busy or not.
+    Reuseport,
+    /// One socket watched by every reactor with `EPOLLEXCLUSIVE`: a connection
+    /// wakes one idle reactor, usually the one that went to sleep last.
+    Exclusive,
 }

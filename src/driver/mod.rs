@@ -12,6 +12,7 @@
 //! Nothing else imports the driver but `lib.rs`.
 
 pub mod conn;
+pub mod listen;
 pub mod reactor;
 pub mod server;
 pub mod shared;

@@ -2,7 +2,7 @@
 //! start the workers and the reactors, and wait for them to stop.
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -15,24 +15,12 @@ use crate::config::settings::{ConfigError, Settings};
 use crate::config::site::Sites;
 use crate::config::tls::TlsSetup;
 use crate::config::Config;
-use crate::driver::reactor::{Control, Listeners, Reactor};
+use crate::driver::listen::{self, Bound, Listeners};
+use crate::driver::reactor::{Control, Reactor};
 use crate::driver::shared::{Batch, Link, Notice, Shared};
 use crate::driver::worker::Worker;
 use crate::obs::logging::Logs;
 use crate::sys::{self, SignalFd};
-
-/// How several reactors in one process share the incoming connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Spread {
-    /// One listening socket per address, watched by every reactor with
-    /// `EPOLLEXCLUSIVE`: a new connection wakes one idle reactor, and a busy one
-    /// (not in `epoll_wait`) takes no new work. Binding stays exclusive, so a second
-    /// server on the same port fails as it should unless `--reuseport` is given.
-    Exclusive,
-    /// A socket per reactor per address with `SO_REUSEPORT`: the kernel hashes each
-    /// connection to one of them, whether that reactor is busy or not.
-    ReusePort,
-}
 
 /// A bound server, ready to run.
 pub struct Server {
@@ -115,36 +103,13 @@ impl Server {
                     .map(|ip| (SocketAddr::new(*ip, cfg.tls_port), true)),
             );
         }
-        let spread = if cfg.accept_reuseport {
-            Spread::ReusePort
-        } else {
-            Spread::Exclusive
-        };
-        // Sockets handed over by a process restarting on SIGUSR2; those not used are
-        // closed at the end of this function.
-        let mut inherited = crate::driver::upgrade::inherited();
-        let listeners = bind_all(&addrs, settings.reactors, spread, cfg, &mut inherited)?;
-        if !inherited.is_empty() {
-            log::warn!(
-                "{} inherited listening sockets are not configured here; closed",
-                inherited.len()
-            );
-        }
-        let all_local = listeners[0]
-            .sockets
-            .iter()
-            .map(TcpListener::local_addr)
-            .collect::<io::Result<Vec<_>>>()
-            .map_err(io_error("local address"))?;
-        let (local_tls, local): (Vec<_>, Vec<_>) = all_local
-            .iter()
-            .zip(listeners[0].tls.iter())
-            .partition(|(_, &tls)| tls);
-        let local: Vec<SocketAddr> = local.into_iter().map(|(a, _)| *a).collect();
-        let local_tls: Vec<SocketAddr> = local_tls.into_iter().map(|(a, _)| *a).collect();
+        let bound = bind_listeners(&addrs, settings.reactors, cfg)?;
+        let local: Vec<SocketAddr> = bound.local.iter().filter(|a| !a.1).map(|a| a.0).collect();
+        let local_tls: Vec<SocketAddr> = bound.local.iter().filter(|a| a.1).map(|a| a.0).collect();
         if let Some(a) = local_tls.first() {
             settings.tls_port = a.port();
         }
+        let listeners = bound.reactors;
         let (queue_tx, queue_rx) = crossbeam_channel::unbounded();
         let mut links = Vec::with_capacity(settings.reactors);
         let mut notices = Vec::with_capacity(settings.reactors);
@@ -342,90 +307,29 @@ fn start_reactors(
     Ok((first, others))
 }
 
-/// Binds every address, once for all reactors ([`Spread::Exclusive`]) or once per
-/// reactor ([`Spread::ReusePort`]); returns what each reactor watches.
-fn bind_all(
+/// Binds `addrs` for `reactors` reactors, adopting the sockets a process
+/// restarting on SIGUSR2 handed over (those not configured here are closed).
+fn bind_listeners(
     addrs: &[(SocketAddr, bool)],
     reactors: usize,
-    spread: Spread,
     cfg: &Config,
-    inherited: &mut Vec<TcpListener>,
-) -> Result<Vec<Listeners>, StartError> {
-    let per_reactor = spread == Spread::ReusePort && reactors > 1;
-    let opts = sys::ListenOptions {
+) -> Result<Bound, StartError> {
+    let mut inherited = crate::driver::upgrade::inherited();
+    let opts = listen::Options {
+        reactors,
+        spread: cfg.accept_spread,
         backlog: cfg.backlog,
-        reuseport: cfg.reuseport || per_reactor,
-        v6only: true,
+        reuseport: cfg.reuseport,
     };
-    // `::` alone is dual-stack; beside an IPv4 bind it takes IPv6 only, or the two
-    // would claim the same IPv4 port and the second bind would fail.
-    let any_v4 = addrs.iter().any(|(a, _)| a.is_ipv4());
-    let mut bound: Vec<TcpListener> = Vec::with_capacity(addrs.len());
-    for (i, (addr, tls)) in addrs.iter().enumerate() {
-        let mut addr = *addr;
-        // Port 0: every address gets the port the first one of its kind got.
-        let first_of_kind = addrs.iter().position(|(_, t)| t == tls).unwrap_or(i);
-        if let Some(first) = bound
-            .get(first_of_kind)
-            .filter(|_| addr.port() == 0 && first_of_kind < i)
-        {
-            addr.set_port(
-                first
-                    .local_addr()
-                    .map_err(io_error("local address"))?
-                    .port(),
-            );
-        }
-        if let Some(l) = crate::driver::upgrade::take(inherited, addr) {
-            bound.push(l);
-            continue;
-        }
-        let opts = sys::ListenOptions {
-            v6only: v6only(&addr, any_v4),
-            ..opts
-        };
-        let l = sys::listen(addr, opts).map_err(io_error(&format!("listen on {addr}")))?;
-        bound.push(l);
+    let bound = listen::bind_all(addrs, &opts, &mut inherited)
+        .map_err(|(what, e)| StartError::Io(what, e))?;
+    if !inherited.is_empty() {
+        log::warn!(
+            "{} inherited listening sockets are not configured here; closed",
+            inherited.len()
+        );
     }
-    let tls: Arc<[bool]> = addrs.iter().map(|(_, t)| *t).collect();
-    let first = Listeners {
-        sockets: bound.into(),
-        tls: tls.clone(),
-        flags: if reactors > 1 && !per_reactor {
-            sys::EV_EXCLUSIVE
-        } else {
-            0
-        },
-    };
-    let mut all = vec![first.clone()];
-    for _ in 1..reactors {
-        if !per_reactor {
-            all.push(first.clone());
-            continue;
-        }
-        // The same addresses, with the port the first socket got (port 0 included).
-        let mut own = Vec::with_capacity(addrs.len());
-        for s in first.sockets.iter() {
-            let addr = s.local_addr().map_err(io_error("local address"))?;
-            let opts = sys::ListenOptions {
-                v6only: v6only(&addr, any_v4),
-                ..opts
-            };
-            let l = sys::listen(addr, opts).map_err(io_error(&format!("listen on {addr}")))?;
-            own.push(l);
-        }
-        all.push(Listeners {
-            sockets: own.into(),
-            tls: tls.clone(),
-            flags: 0,
-        });
-    }
-    Ok(all)
-}
-
-/// Whether the socket for `addr` takes IPv6 only: all but a `::` with no IPv4 bind.
-fn v6only(addr: &SocketAddr, any_v4: bool) -> bool {
-    !(addr.is_ipv6() && addr.ip().is_unspecified() && !any_v4)
+    Ok(bound)
 }
 
 /// Writes this process's id to `path` atomically (a reader never sees a partial

@@ -46,14 +46,24 @@ pub fn inherited() -> Vec<TcpListener> {
     out
 }
 
-/// Takes from `inherited` a socket listening on `addr` (any port when its port is
-/// 0, as `--port 0` chose one the first time).
-pub fn take(inherited: &mut Vec<TcpListener>, addr: SocketAddr) -> Option<TcpListener> {
-    let pos = inherited.iter().position(|l| {
-        l.local_addr()
-            .is_ok_and(|a| a.ip() == addr.ip() && (addr.port() == 0 || a.port() == addr.port()))
-    })?;
-    Some(inherited.swap_remove(pos))
+/// Takes from `inherited` every socket listening on `addr` (with several
+/// reactors, the old process had one per reactor); when `addr`'s port is 0, as
+/// `--port 0` chose one the first time, those on the port of the first match.
+pub fn take_all(inherited: &mut Vec<TcpListener>, addr: SocketAddr) -> Vec<TcpListener> {
+    let matches = |a: SocketAddr, port: u16| a.ip() == addr.ip() && (port == 0 || a.port() == port);
+    let Some(port) = inherited
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .find(|a| matches(*a, addr.port()))
+        .map(|a| a.port())
+    else {
+        return Vec::new();
+    };
+    let (taken, rest): (Vec<TcpListener>, Vec<TcpListener>) = std::mem::take(inherited)
+        .into_iter()
+        .partition(|l| l.local_addr().is_ok_and(|a| matches(a, port)));
+    *inherited = rest;
+    taken
 }
 
 /// Starts the new process on `sockets`; returns its pid. A thread waits for it,

@@ -63,6 +63,42 @@ pub struct ListenOptions {
 
 /// Creates a non-blocking, close-on-exec listening socket with `SO_REUSEADDR`.
 pub fn listen(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> {
+    let listener = bound(addr, opts)?;
+    // SAFETY: no pointers.
+    syscall!(listen(listener.as_raw_fd(), opts.backlog))?;
+    Ok(listener)
+}
+
+/// Whether `addr` is free for a socket without `SO_REUSEPORT`: binds one (never
+/// listening, so no connection can reach it) and closes it. Fails with
+/// `EADDRINUSE` when anything listens there, a `SO_REUSEPORT` group included.
+pub fn probe_bind(addr: SocketAddr, v6only: bool) -> io::Result<SocketAddr> {
+    let opts = ListenOptions {
+        backlog: 0,
+        reuseport: false,
+        v6only,
+    };
+    bound(addr, opts)?.local_addr()
+}
+
+/// Whether the listening socket has `SO_REUSEPORT` set (so more sockets may join
+/// its port).
+pub fn reuseport_enabled(listener: &TcpListener) -> bool {
+    let mut on: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `on` and `len` are live, correctly sized out-parameters.
+    let r = syscall!(getsockopt(
+        listener.as_raw_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_REUSEPORT,
+        &mut on as *mut libc::c_int as *mut libc::c_void,
+        &mut len
+    ));
+    r.is_ok() && on != 0
+}
+
+/// A socket of `addr`'s family with the options of `opts`, bound to `addr`.
+fn bound(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> {
     let family = if addr.is_ipv4() {
         libc::AF_INET
     } else {
@@ -117,8 +153,6 @@ pub fn listen(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> 
         &storage as *const _ as *const libc::sockaddr,
         len as libc::socklen_t
     ))?;
-    // SAFETY: no pointers.
-    syscall!(listen(fd, opts.backlog))?;
     Ok(listener)
 }
 

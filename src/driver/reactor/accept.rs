@@ -15,6 +15,8 @@ use crate::sys::{self, EV_IN};
 
 /// Connections accepted per wake-up before other events get a turn.
 const ACCEPT_BATCH: usize = 256;
+/// Most batches taken from one socket's queue at a graceful stop.
+const BACKLOG_BATCHES: usize = 64;
 /// Pause after EMFILE/ENFILE before accepting again.
 const ACCEPT_BACKOFF_MS: u64 = 100;
 
@@ -25,11 +27,12 @@ static OVERLOADS: Throttle = Throttle::new(1);
 impl Reactor {
     pub(super) fn register_listeners(&mut self) -> io::Result<()> {
         if let Some(l) = &self.listeners {
-            for (i, s) in l.sockets.iter().enumerate() {
+            for (i, w) in l.watch.iter().enumerate() {
+                let Some(s) = l.socket(w) else { continue };
                 let token = LISTENERS - i as u64;
                 self.link()
                     .epoll
-                    .add(s.as_raw_fd(), EV_IN | l.flags, token)?;
+                    .add(s.as_raw_fd(), EV_IN | w.flags, token)?;
             }
         }
         self.listeners_registered = true;
@@ -38,7 +41,7 @@ impl Reactor {
 
     pub(super) fn deregister_listeners(&mut self) {
         if let (Some(l), true) = (&self.listeners, self.listeners_registered) {
-            for s in l.sockets.iter() {
+            for s in l.watch.iter().filter_map(|w| l.socket(w)) {
                 let _ = self.link().epoll.delete(s.as_raw_fd());
             }
         }
@@ -67,32 +70,54 @@ impl Reactor {
         }
     }
 
-    pub(super) fn accept_batch(&mut self, which: usize) {
+    /// Accepts up to a batch of connections from watched socket `which`; returns
+    /// whether more may be waiting (the batch ran out before the queue did).
+    pub(super) fn accept_batch(&mut self, which: usize) -> bool {
         let Some(l) = self.listeners.clone() else {
-            return;
+            return false;
         };
-        let Some(listener) = l.sockets.get(which) else {
-            return;
+        let Some(w) = l.watch.get(which) else {
+            return false;
         };
-        let tls = l.tls.get(which).copied().unwrap_or(false);
+        let Some(listener) = l.socket(w) else {
+            return false;
+        };
+        let tls = w.tls;
         for _ in 0..ACCEPT_BATCH {
             if !self.listeners_registered {
-                return;
+                return false;
             }
             match sys::accept(listener) {
                 Ok((stream, peer)) => self.accepted(stream, peer, tls),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => match e.raw_os_error() {
                     Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM) => {}
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                        return self.pause_accept(&e);
+                        self.pause_accept(&e);
+                        return false;
                     }
                     _ => {
                         log::error!("accept: {e}");
-                        return;
+                        return false;
                     }
                 },
+            }
+        }
+        true
+    }
+
+    /// At a graceful stop: takes every connection already waiting in this
+    /// reactor's accept queues (they are served in the grace period), so closing
+    /// the sockets resets none that the kernel had completed. Bounded, so a flood
+    /// cannot hold the stop off.
+    pub(super) fn drain_backlog(&mut self) {
+        let n = self.listeners.as_ref().map_or(0, |l| l.watch.len());
+        for which in 0..n {
+            for _ in 0..BACKLOG_BATCHES {
+                if !self.accept_batch(which) {
+                    break;
+                }
             }
         }
     }

@@ -1,11 +1,11 @@
 //! A reactor: one epoll loop. It accepts connections, reads sockets, hands
 //! connections with new bytes (or room to write) to the workers, and closes those
 //! whose deadline passed. Reactor 0 runs on the main thread and also handles signals;
-//! with `--reactors N` the others run on threads `hearth-r1` … and share the
-//! listening sockets. A connection belongs to the reactor that accepted it.
+//! with `--reactors N` the others run on threads `hearth-r1` …, each with its own
+//! listening sockets (see `driver::listen`). A connection belongs to the reactor
+//! that accepted it.
 
 use std::io;
-use std::net::TcpListener;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use crate::clock;
 use crate::config::reload::Trigger;
 use crate::config::settings::Settings;
 use crate::driver::conn::{Conn, Phase, Token};
+use crate::driver::listen::Listeners;
 use crate::driver::shared::{Batch, Link, Notice, Shared};
 use crate::driver::timer::Timers;
 use crate::http::response;
@@ -47,18 +48,6 @@ pub fn read_limit(s: &Settings, phase: Phase) -> usize {
         Phase::Head => s.limits.max_header.max(s.limits.max_uri) + 1,
         _ => BODY_READ,
     }
-}
-
-/// How a reactor watches the listening sockets.
-#[derive(Debug, Clone)]
-pub struct Listeners {
-    /// The sockets, shared by every reactor that watches them.
-    pub sockets: Arc<[TcpListener]>,
-    /// Per socket: whether it serves TLS.
-    pub tls: Arc<[bool]>,
-    /// Extra epoll flags: `EPOLLEXCLUSIVE` when several reactors watch one socket,
-    /// so a new connection wakes one of them, not all.
-    pub flags: u32,
 }
 
 /// What reactor 0 alone handles: signals and the log files.
@@ -164,7 +153,7 @@ impl Reactor {
                     SIGNALS => self.on_signals(),
                     WAKER => self.link().waker().drain(),
                     t if t <= LISTENERS && t > LISTENERS - MAX_LISTENERS as u64 => {
-                        self.accept_batch((LISTENERS - t) as usize)
+                        self.accept_batch((LISTENERS - t) as usize);
                     }
                     t => self.on_event(Token(t), sys::event_flags(&ev)),
                 }
@@ -237,7 +226,7 @@ impl Reactor {
             return;
         }
         let Some(l) = &self.listeners else { return };
-        match crate::driver::upgrade::start(&l.sockets) {
+        match crate::driver::upgrade::start(&l.all) {
             Ok(pid) => log::info!(
                 "SIGUSR2: started pid {pid} on the same sockets; SIGTERM this one (pid {}) once it answers",
                 std::process::id()
@@ -250,6 +239,9 @@ impl Reactor {
     fn begin_stop(&mut self) {
         let grace = self.shared.settings.grace_ms;
         self.grace_deadline = Some(clock::now_ms() + grace);
+        if self.listeners_registered {
+            self.drain_backlog();
+        }
         self.deregister_listeners();
         // The last reactor to let go closes the sockets: new connections are refused.
         self.listeners = None;
