@@ -2,22 +2,26 @@
 # scripts/reactor-share.sh (also `scripts/bench.sh --reactor-share`): where a
 # request's CPU time goes, thread by thread, for hearth and nginx in the same run.
 #
-# For each server and workload it reads every thread's CPU time
-# (/proc/PID/task/TID/schedstat, nanoseconds) before and after a wrk run and
-# divides by the requests wrk completed. Workloads: keep-alive (wrk -c100) and
-# Connection: close (one connection per request, as webbench does). It prints
-# CPU per request by thread class (reactor, worker, log), the busiest thread, and
-# projections of the request rate on 8 and 16 cores:
-#   hearth: min(C * 1e6 / total us per request, R * 1e6 / reactor us per request)
-#           with R reactors sharing the reactor work evenly (R = the default for C)
-#   nginx:  C * 1e6 / worker us per request (independent workers)
+# For each server layout and workload it reads every thread's CPU time
+# (/proc/PID/task/TID/schedstat, nanoseconds) and context switches
+# (voluntary + involuntary, /proc/PID/task/TID/status) before and after a wrk run
+# and divides by the requests wrk completed. Workloads: keep-alive (wrk -c100) and
+# Connection: close (one connection per request, as webbench does). It prints,
+# per layout: CPU per request by role (reactors, workers, other) and by thread,
+# context switches per request, the busiest reactor and worker against their
+# role's mean (the spread), and an 8-core projection:
+#   hearth: X = min(8e6 / total_us, 4e6 / (reactor_us * reactor_spread),
+#                   8e6 / (worker_us * worker_spread))
+#           measured with hearth's defaults for 8 CPUs (--reactors 4 --threads 8)
+#   nginx:  8 workers, 8e6 / worker_us
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
 HEARTH_BIN=${HEARTH_BIN:-$REPO_DIR/target/release/hearth}
 THREADS=$(nproc)
-REACTORS="1"
+REACTORS=""
+LAYOUTS=""
 DURATION=5
 CONNS=100
 ROUNDS=2
@@ -27,8 +31,12 @@ CPUS_CLIENT=""
 usage() {
     cat <<'USAGE'
 Usage: scripts/reactor-share.sh [options]
-  --threads N        hearth --threads (default: nproc)
-  --reactors LIST    hearth --reactors values to run, comma separated (default 1)
+  --layouts LIST     hearth layouts REACTORSxTHREADS, comma separated
+                     (default: 1xNPROC,4x4,4x8; 4x8 is hearth's default for 8
+                     CPUs, which the projection uses)
+  --threads N        with --reactors: hearth --threads (default: nproc)
+  --reactors LIST    instead of --layouts: these --reactors values, each with
+                     --threads N
   --duration S       seconds per wrk run (default 5)
   --connections N    wrk -c (default 100)
   --rounds N         rounds; the median per figure is printed (default 2)
@@ -42,6 +50,7 @@ while [[ $# -gt 0 ]]; do
     case $1 in
         --threads) THREADS=$2; shift 2 ;;
         --reactors) REACTORS=$2; shift 2 ;;
+        --layouts) LAYOUTS=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --connections) CONNS=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
@@ -93,11 +102,11 @@ wait_port() {
     return 1
 }
 
-# start_hearth REACTORS -> sets SRV_PID, SRV_PORT
+# start_hearth REACTORS THREADS -> sets SRV_PID, SRV_PORT
 start_hearth() {
     SRV_PORT=$(free_port)
     "${SERVER_PIN[@]}" "$HEARTH_BIN" --port "$SRV_PORT" --bind 127.0.0.1 --root "$TMP/www" \
-        --threads "$THREADS" --reactors "$1" --access-log off --close-log \
+        --threads "$2" --reactors "$1" --access-log off --close-log \
         >"$TMP/hearth.out" 2>&1 &
     SRV_PID=$!
     PIDS+=("$SRV_PID")
@@ -141,11 +150,12 @@ stop_server() {
     unset 'PIDS[-1]'
 }
 
-# cpu_snapshot PID FILE: "tid name ns" per thread
+# cpu_snapshot PID FILE: "tid name ns switches" per thread
 cpu_snapshot() {
     local t
     for t in /proc/"$1"/task/*; do
-        printf '%s %s %s\n' "${t##*/}" "$(tr ' ' '_' <"$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")"
+        printf '%s %s %s %s\n' "${t##*/}" "$(tr ' ' '_' <"$t/comm")" "$(cut -d' ' -f1 "$t/schedstat")" \
+            "$(awk '/ctxt_switches/ {n += $2} END {print n + 0}' "$t/status")"
     done >"$2" 2>/dev/null || true
 }
 
@@ -160,46 +170,46 @@ measure() {
     local reqs
     reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
     python3 - "$TMP/before" "$TMP/after" "${reqs:-0}" "$name" "$wl" "$round" >>"$TMP/rows" <<'PY'
-import sys
+import json, re, sys
 def load(p):
     out = {}
     for line in open(p):
-        tid, name, ns = line.split()
-        out[tid] = (name, int(ns))
+        tid, name, ns, cs = line.split()
+        out[tid] = (name, int(ns), int(cs))
     return out
 before, after = load(sys.argv[1]), load(sys.argv[2])
 reqs = int(sys.argv[3])
-name, wl, rnd = sys.argv[4], sys.argv[5], sys.argv[6]
 if reqs == 0:
     sys.exit(0)
-cls = {"reactor": 0.0, "worker": 0.0, "log": 0.0, "other": 0.0}
-busiest = ("-", 0.0)
-for tid, (comm, ns) in after.items():
-    us = (ns - before.get(tid, (comm, 0))[1]) / 1000.0 / reqs
-    if comm in ("hearth",) or comm.startswith("hearth-r"):
-        c = "reactor"
-    elif comm.startswith("hearth-w"):
-        c = "worker"
-    elif comm.startswith("hearth-log") or comm.startswith("hearth-l"):
-        c = "log"
-    elif comm == "nginx":
-        c = "worker"
+threads = []
+for tid, (comm, ns, cs) in after.items():
+    b = before.get(tid, (comm, 0, 0))
+    if comm == "hearth" or re.match(r"hearth-r\d", comm):
+        role = "reactor"
+    elif re.match(r"hearth-w\d", comm) or comm == "nginx":
+        role = "worker"
     else:
-        c = "other"
-    cls[c] += us
-    if us > busiest[1]:
-        busiest = (comm, us)
-total = sum(cls.values())
-print(f"{name}\t{wl}\t{rnd}\t{reqs}\t{cls['reactor']:.2f}\t{cls['worker']:.2f}\t{cls['log'] + cls['other']:.2f}\t{total:.2f}\t{busiest[0]}\t{busiest[1]:.2f}")
+        role = "other"
+    threads.append({"name": comm, "role": role, "us": (ns - b[1]) / 1000.0 / reqs,
+                    "cs": (cs - b[2]) / reqs})
+print(json.dumps({"name": sys.argv[4], "wl": sys.argv[5], "round": sys.argv[6],
+                  "reqs": reqs, "threads": threads}))
 PY
 }
 
 : >"$TMP/rows"
-IFS=, read -ra REACTOR_LIST <<<"$REACTORS"
+if [[ -z $LAYOUTS ]]; then
+    if [[ -n $REACTORS ]]; then
+        LAYOUTS=$(tr ',' '\n' <<<"$REACTORS" | sed "s/\$/x$THREADS/" | paste -sd,)
+    else
+        LAYOUTS="1x$(nproc),4x4,4x8"
+    fi
+fi
+IFS=, read -ra LAYOUT_LIST <<<"$LAYOUTS"
 for round in $(seq "$ROUNDS"); do
-    for r in "${REACTOR_LIST[@]}"; do
-        start_hearth "$r"
-        for wl in keepalive close; do measure "hearth-r$r" "$wl" "$round"; done
+    for layout in "${LAYOUT_LIST[@]}"; do
+        start_hearth "${layout%x*}" "${layout#*x}"
+        for wl in keepalive close; do measure "hearth-$layout" "$wl" "$round"; done
         stop_server
     done
     start_nginx
@@ -207,36 +217,54 @@ for round in $(seq "$ROUNDS"); do
     stop_server
 done
 
-python3 - "$TMP/rows" "$THREADS" "$DURATION" <<'PY'
-import sys, statistics
-rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-threads = int(sys.argv[2])
-duration = float(sys.argv[3])
-groups = {}
-for name, wl, rnd, reqs, rea, wor, oth, tot, bname, bus in rows:
-    groups.setdefault((name, wl), []).append((int(reqs), float(rea), float(wor), float(oth), float(tot), bname, float(bus)))
-def med(xs): return statistics.median(xs)
-def default_reactors(c): return max(1, -(-c // 2))
-print(f"# CPU microseconds per request (median of rounds); hearth --threads {threads}")
-print("server\tworkload\treq/s\treactor_us\tworker_us\tother_us\ttotal_us\tbusiest\tbusiest_us\tproj8\tproj16")
-proj = {}
-for (name, wl), v in sorted(groups.items()):
-    reqs = med([x[0] for x in v]); rea = med([x[1] for x in v]); wor = med([x[2] for x in v])
-    oth = med([x[3] for x in v]); tot = med([x[4] for x in v]); bus = med([x[6] for x in v])
-    bname = v[0][5]
-    p = {}
-    for c in (8, 16):
-        if name.startswith("nginx"):
-            p[c] = c * 1e6 / tot
-        else:
-            r = default_reactors(c)
-            p[c] = min(c * 1e6 / tot, r * 1e6 / rea if rea > 0 else float("inf"))
-    proj[(name, wl)] = p
-    print(f"{name}\t{wl}\t{reqs / duration:.0f}\t{rea:.2f}\t{wor:.2f}\t{oth:.2f}\t{tot:.2f}\t{bname}\t{bus:.2f}\t{p[8]:.0f}\t{p[16]:.0f}")
-print("# projections vs nginx (same run): hearth / nginx1")
-for (name, wl), p in sorted(proj.items()):
-    if name.startswith("nginx"): continue
-    n = proj.get(("nginx1", wl))
-    if n:
-        print(f"{name}\t{wl}\t8 cores: {p[8]/n[8]:.2f}x\t16 cores: {p[16]/n[16]:.2f}x")
+python3 - "$TMP/rows" "$DURATION" <<'PY'
+import json, statistics, sys
+from collections import defaultdict
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+duration = float(sys.argv[2])
+med = statistics.median
+def figures(r):
+    by = defaultdict(list)
+    for t in r["threads"]:
+        by[t["role"]].append(t["us"])
+    def spread(xs):
+        xs = [x for x in xs if x > 0]
+        return max(xs) / (sum(xs) / len(xs)) if xs else 1.0
+    rea, wor, oth = (sum(by[k]) for k in ("reactor", "worker", "other"))
+    total = rea + wor + oth
+    f = {"reqs": r["reqs"], "reactor": rea, "worker": wor, "other": oth, "total": total,
+         "cs": sum(t["cs"] for t in r["threads"]),
+         "rspread": spread(by["reactor"]), "wspread": spread(by["worker"])}
+    if r["name"].startswith("nginx"):
+        f["proj8"] = 8e6 / wor
+    else:
+        f["proj8"] = min(8e6 / total,
+                         4e6 / (rea * f["rspread"]) if rea > 0 else float("inf"),
+                         8e6 / (wor * f["wspread"]) if wor > 0 else float("inf"))
+    return f
+groups = defaultdict(list)
+per_thread = defaultdict(lambda: defaultdict(list))
+for r in rows:
+    groups[(r["name"], r["wl"])].append(figures(r))
+    for t in r["threads"]:
+        per_thread[(r["name"], r["wl"])][t["name"]].append(t["us"])
+keys = ["reqs", "reactor", "worker", "other", "total", "cs", "rspread", "wspread", "proj8"]
+summary = {k: {x: med([f[x] for f in v]) for x in keys} for k, v in groups.items()}
+print(f"# medians of {max(len(v) for v in groups.values())} rounds; CPU in microseconds per request")
+print("server\tworkload\treq/s\treactor_us\tworker_us\tother_us\ttotal_us\tcs/req\treactor_spread\tworker_spread\tproj8")
+for (name, wl), f in sorted(summary.items()):
+    print(f"{name}\t{wl}\t{f['reqs'] / duration:.0f}\t{f['reactor']:.2f}\t{f['worker']:.2f}\t{f['other']:.2f}"
+          f"\t{f['total']:.2f}\t{f['cs']:.3f}\t{f['rspread']:.2f}\t{f['wspread']:.2f}\t{f['proj8']:.0f}")
+print("# per thread (CPU us per request)")
+for (name, wl), ts in sorted(per_thread.items()):
+    cells = "  ".join(f"{t}={med(v):.2f}" for t, v in sorted(ts.items()) if med(v) >= 0.01)
+    print(f"{name}\t{wl}\t{cells}")
+print("# vs nginx 1 worker in the same run: CPU per request, and the 8-core projection")
+for (name, wl), f in sorted(summary.items()):
+    n = summary.get(("nginx1", wl))
+    if name.startswith("nginx") or not n:
+        continue
+    note = "  <- hearth's layout for 8 CPUs" if name.endswith("-4x8") else ""
+    print(f"{name}\t{wl}\tCPU/req {f['total'] / n['total']:.2f}x\treq/s {f['reqs'] / n['reqs']:.2f}x"
+          f"\t8-core projection {f['proj8'] / n['proj8']:.2f}x{note}")
 PY

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn max_conns_answers_503_and_recovers() {
-    let server = TestServer::start(&["--max-conns", "50"]);
+    // Silent connections must reach the server at once to hold their slots.
+    let server = TestServer::start(&["--max-conns", "50", "--defer-accept", "0"]);
     let mut idle: Vec<TcpStream> = (0..50).map(|_| server.connect()).collect();
     // The 51st is refused politely.
     let mut s = server.connect();
@@ -87,10 +88,43 @@ fn max_conns_answers_503_and_recovers() {
     );
 }
 
+/// By default a connection is accepted once its first bytes arrive: clients that
+/// connect and say nothing take no slot until the wait is over, and are then
+/// accepted and held to the header timeout like any other.
+#[test]
+fn silent_connections_wait_in_the_kernel_with_defer_accept() {
+    let server = TestServer::start(&["--max-conns", "5", "--header-timeout", "2"]);
+    let silent: Vec<TcpStream> = (0..5).map(|_| server.connect()).collect();
+    // Five silent clients do not fill five slots: a real request is served.
+    assert_eq!(server.get("/hello.txt").status, 200);
+    // Once the wait is over they are accepted, then the header timeout closes them.
+    for mut s in silent {
+        s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let mut buf = [0u8; 64];
+        // A 408 or nothing, then the close; never the 15-second read timeout.
+        let closed = loop {
+            match std::io::Read::read(&mut s, &mut buf) {
+                Ok(0) => break true,
+                Ok(_) => continue,
+                Err(e) => break e.kind() == std::io::ErrorKind::ConnectionReset,
+            }
+        };
+        assert!(closed, "a silent connection was never closed");
+    }
+    assert_eq!(server.get("/hello.txt").status, 200);
+}
+
 #[test]
 fn max_conns_recovers_when_idle_clients_time_out() {
     // The held connections are never closed by the client: the header timeout frees them.
-    let server = TestServer::start(&["--max-conns", "20", "--header-timeout", "2"]);
+    let server = TestServer::start(&[
+        "--max-conns",
+        "20",
+        "--header-timeout",
+        "2",
+        "--defer-accept",
+        "0",
+    ]);
     let held: Vec<TcpStream> = (0..20).map(|_| server.connect()).collect();
     let mut s = server.connect();
     assert_eq!(read_response(&mut s, true).unwrap().status, 503);

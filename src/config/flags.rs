@@ -139,6 +139,18 @@ pub struct Config {
     )]
     pub backlog: i32,
 
+    /// Accept a connection only once its first bytes have arrived (TCP_DEFER_ACCEPT),
+    /// waiting up to this many seconds for them; 0 accepts at once. A client that
+    /// connects and sends nothing is accepted when the wait is over.
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u32).range(0..=3600),
+        help_heading = "Listening"
+    )]
+    pub defer_accept: u32,
+
     /// Longest request line, in bytes (414 past it).
     #[arg(long, default_value_t = 8 * 1024, value_name = "BYTES", help_heading = "Limits")]
     pub max_uri: usize,

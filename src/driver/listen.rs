@@ -54,6 +54,8 @@ pub struct Options {
     pub backlog: i32,
     /// `--reuseport`: other processes may share the port.
     pub reuseport: bool,
+    /// `--defer-accept` seconds.
+    pub defer_accept: u32,
 }
 
 /// The bound sockets.
@@ -126,6 +128,7 @@ fn group_for(
         backlog: opts.backlog,
         reuseport: opts.reuseport || per_reactor,
         v6only,
+        defer_accept: opts.defer_accept,
     };
     let mut group = upgrade::take_all(inherited, addr);
     if group.is_empty() {

@@ -320,6 +320,7 @@ fn bind_listeners(
         spread: cfg.accept_spread,
         backlog: cfg.backlog,
         reuseport: cfg.reuseport,
+        defer_accept: cfg.defer_accept,
     };
     let bound = listen::bind_all(addrs, &opts, &mut inherited)
         .map_err(|(what, e)| StartError::Io(what, e))?;

@@ -59,6 +59,8 @@ pub struct ListenOptions {
     /// For an IPv6 address: accept IPv6 only (`IPV6_V6ONLY` on). Off, `::` also
     /// takes IPv4 connections (as v4-mapped addresses).
     pub v6only: bool,
+    /// `TCP_DEFER_ACCEPT` seconds (0: off).
+    pub defer_accept: u32,
 }
 
 /// Creates a non-blocking, close-on-exec listening socket with `SO_REUSEADDR`.
@@ -77,6 +79,7 @@ pub fn probe_bind(addr: SocketAddr, v6only: bool) -> io::Result<SocketAddr> {
         backlog: 0,
         reuseport: false,
         v6only,
+        defer_accept: 0,
     };
     bound(addr, opts)?.local_addr()
 }
@@ -120,6 +123,13 @@ fn bound(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> {
     // setsockopt per connection. Responses are written whole (writev, or a head sent
     // with MSG_MORE before sendfile), so Nagle would only delay pipelined responses.
     setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
+    if opts.defer_accept > 0 {
+        // The listener reports a connection once its first data has arrived, so the
+        // read right after accept finds the request: no epoll registration and no
+        // second wake-up for it.
+        let secs = i32::try_from(opts.defer_accept).unwrap_or(i32::MAX);
+        setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)?;
+    }
     if addr.is_ipv6() {
         // Set either way: the default comes from net.ipv6.bindv6only, which varies.
         let only = i32::from(opts.v6only);
