@@ -8,7 +8,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::config::settings::Settings;
-use crate::config::site::{Site, Sites};
+use crate::config::site::Site;
+use crate::config::sites::Sites;
 use crate::config::tls::TlsSetup;
 use crate::files::compress::Compressor;
 use crate::files::{self, Entry};
@@ -212,11 +213,53 @@ impl<C: Context> Handler<C> {
                 return self.stats(site, peer, h, Some("format=prometheus"), frame);
             }
         }
+        let site = if site.redirects.is_empty() && !site.has_locations() {
+            site
+        } else {
+            match self.routed(site, h, path, query, frame) {
+                Ok(site) => site,
+                Err(plan) => return plan,
+            }
+        };
         match h.method {
             Method::Options => self.options(site, h, frame),
             Method::Other => self.error(site, Status::MethodNotAllowed, frame, None),
             Method::Get | Method::Head => self.file(site, h, path, query, frame),
         }
+    }
+
+    /// For a site with redirects or locations: the first `[[redirect]]` matching
+    /// the normalised path answers (`Err`), else the location whose prefix is the
+    /// longest (or the site) answers the request.
+    fn routed<'s>(
+        &mut self,
+        site: &'s Site,
+        h: &Head<'_>,
+        path: &str,
+        query: Option<&str>,
+        frame: Frame,
+    ) -> Result<&'s Site, Plan> {
+        if let Err(status) = files::normalize(path, &mut self.scratch, &mut self.path) {
+            let frame = Frame {
+                close: true,
+                ..frame
+            };
+            return Err(self.error(site, status, frame, None));
+        }
+        if !site.redirects.is_empty() {
+            self.candidate.clear();
+            self.candidate.push('/');
+            self.candidate.push_str(&self.path);
+            let host = request_host(h).map_or("", host_without_port);
+            let mut location = Vec::new();
+            for r in &site.redirects {
+                if r.target(&self.candidate, host, query, &mut location) {
+                    let extra = Some((&b"Location"[..], &location[..]));
+                    return Err(self.error(site, r.status, frame, extra));
+                }
+            }
+        }
+        Ok(site.locate(&self.path))
     }
 
     /// A generated response (health, stats, listings): never cached.
