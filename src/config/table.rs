@@ -109,10 +109,8 @@ fn inner_key<'a>(v: &'a Spanned<DeValue<'_>>, pos: usize) -> Option<&'a str> {
 /// serde's wording made plain: what was expected, not Rust's type names.
 fn plain(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("unknown field ") {
-        let (field, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
-        let field = field.trim_matches('`');
-        let expected = expected.replace('`', "");
-        return format!("unknown key {field:?} here (expected {expected})");
+        let (_, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+        return format!("unknown key (expected {})", expected.replace('`', ""));
     }
     let mut m = msg.to_string();
     for (rust, words) in [
@@ -121,6 +119,7 @@ fn plain(msg: &str) -> String {
         ("expected u64", "expected a whole number"),
         ("expected i32", "expected a whole number"),
         ("expected a boolean", "expected true or false"),
+        ("missing field", "missing key"),
         ("expected struct RuleKeys", "expected a [[headers]] table"),
         (
             "expected struct RedirectKeys",
@@ -162,7 +161,7 @@ mod tests {
         );
         assert_eq!(
             plain("unknown field `pth`, expected `path` or `set`"),
-            "unknown key \"pth\" here (expected path or set)"
+            "unknown key (expected path or set)"
         );
     }
 
