@@ -256,8 +256,9 @@ pub struct Config {
     #[arg(long = "error-page", value_name = "CODE=PATH", help_heading = "Files")]
     pub error_pages: Vec<String>,
 
-    /// TOML configuration file: keys are the long flag names, plus `[[vhost]]` and
-    /// `[[headers]]` tables; flags on the command line override it. SIGHUP reloads it.
+    /// TOML configuration file (docs/config.md): keys are the long flag names, plus
+    /// `[defaults]`, `[[vhost]]`, `[[location]]`, `[[redirect]]` and `[[headers]]`
+    /// tables; flags on the command line override it. SIGHUP reloads it.
     #[arg(long, value_name = "FILE", help_heading = "Operations")]
     pub config: Option<PathBuf>,
 
