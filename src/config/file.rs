@@ -42,6 +42,10 @@ pub const SITE_KEYS: &[&str] = &[
     "compress-min",
     "tls-cert",
     "tls-key",
+    "auth-basic",
+    "auth-basic-user-file",
+    "access-log",
+    "log-format",
 ];
 
 /// Flags that make no sense inside the file.

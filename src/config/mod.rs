@@ -5,6 +5,8 @@
 //!
 //! May import: `files`, `http`, `sys`, `clock`, `format`.
 
+pub mod access_log;
+pub mod auth;
 pub mod file;
 pub mod flags;
 pub mod reload;

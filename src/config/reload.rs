@@ -209,7 +209,9 @@ impl Running {
             tls.reload(Some(&loaded));
         }
         for (key, value) in &loaded.values {
-            let site_key = SITE_KEYS.contains(&key.as_str()) || RELOADED.contains(&key.as_str());
+            // The main access log is opened once; a vhost's own is per site.
+            let site_key = (SITE_KEYS.contains(&key.as_str()) && key != "access-log")
+                || RELOADED.contains(&key.as_str());
             if !site_key && r.started.values.get(key) != Some(value) {
                 log::warn!("reload: {key} changed; it needs a restart, ignored");
             }

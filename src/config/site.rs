@@ -6,7 +6,12 @@
 //! reload builds a new one and swaps it in (see `Shared::sites`), so a request sees
 //! one consistent configuration from start to end.
 
+use std::sync::Arc;
+
 use globset::{GlobSet, GlobSetBuilder};
+
+use crate::config::access_log::{LogFormat, SiteLog};
+use crate::config::auth::BasicAuth;
 
 use crate::config::file::Loaded;
 pub use crate::config::file::PathRule;
@@ -43,6 +48,12 @@ pub struct Site {
     pub error_pages: ErrorPages,
     /// What is compressed on the fly; `None` with `--compress off`.
     pub compress: Option<Policy>,
+    /// Basic authentication asked of every file request (`--auth-basic`).
+    pub auth: Option<Arc<BasicAuth>>,
+    /// Where its access-log lines go (see [`Sites::build`]).
+    pub access_log: SiteLog,
+    /// The format of its access-log lines.
+    pub log_format: LogFormat,
 }
 
 impl Site {
@@ -125,6 +136,9 @@ impl Site {
             try_files,
             error_pages,
             compress: cfg.compress.then_some(policy),
+            auth: basic_auth(cfg)?,
+            access_log: SiteLog::Main,
+            log_format: cfg.log_format,
         })
     }
 
@@ -198,6 +212,40 @@ impl Site {
     }
 }
 
+/// The basic authentication `cfg` asks for: both keys or neither (`--auth-basic
+/// off` turns it off whatever the file says).
+fn basic_auth(cfg: &Config) -> Result<Option<Arc<BasicAuth>>, ConfigError> {
+    match (cfg.auth_basic.as_deref(), &cfg.auth_basic_user_file) {
+        (Some("off"), _) | (None, None) => Ok(None),
+        (Some(realm), Some(file)) => BasicAuth::load(file, realm).map(|a| Some(Arc::new(a))),
+        (Some(realm), None) => Err(ConfigError(format!(
+            "auth-basic {realm:?}: needs auth-basic-user-file"
+        ))),
+        (None, Some(file)) => Err(ConfigError(format!(
+            "auth-basic-user-file {}: needs auth-basic = \"Realm\" (or \"off\")",
+            file.display()
+        ))),
+    }
+}
+
+/// Where the access-log lines of a vhost configured with `v` go, when the top-level
+/// configuration is `main`; a vhost writing to the main log uses its format.
+fn vhost_log(v: &Config, main: &Config) -> Result<SiteLog, ConfigError> {
+    if main.close_log {
+        return Ok(SiteLog::Off);
+    }
+    let log = SiteLog::configure(&v.access_log, &main.access_log, &v.log_dir)
+        .map_err(|e| ConfigError(format!("access-log {:?}: {e}", v.access_log)))?;
+    if matches!(log, SiteLog::Main) && v.log_format != main.log_format {
+        return Err(ConfigError(format!(
+            "log-format {:?}: the vhost writes to the main access log, in its format; \
+             give it an access-log of its own",
+            v.log_format
+        )));
+    }
+    Ok(log)
+}
+
 /// The globs of `rules` as one set, matched by index.
 fn rule_set(rules: &[PathRule]) -> Result<GlobSet, ConfigError> {
     let mut set = GlobSetBuilder::new();
@@ -246,8 +294,10 @@ impl Sites {
             .map_err(|e| loaded.locate(e))?;
         let mut vhosts = Vec::with_capacity(loaded.vhosts.len());
         for v in &loaded.vhosts {
-            let site = Site::from_config(&v.config, v.rules.clone(), fd_budget)
+            let mut site = Site::from_config(&v.config, v.rules.clone(), fd_budget)
                 .map_err(|e| loaded.locate_vhost(v, e))?;
+            site.access_log =
+                vhost_log(&v.config, &loaded.config).map_err(|e| loaded.locate_vhost(v, e))?;
             vhosts.push((v.host.clone(), site));
         }
         Sites::new(default, vhosts)
@@ -283,6 +333,13 @@ impl Sites {
     /// The default site, then the vhosts.
     fn all(&self) -> impl Iterator<Item = &Site> {
         std::iter::once(&self.default).chain(self.vhosts.iter().map(|(_, s)| s))
+    }
+
+    /// Reopens the access logs of the sites that have their own (SIGHUP).
+    pub fn reopen_logs(&self) {
+        for s in self.all() {
+            s.access_log.reopen();
+        }
     }
 
     /// Sites in all, the default included.
