@@ -208,14 +208,7 @@ impl Running {
         if let Some(tls) = &self.tls {
             tls.reload(Some(&loaded));
         }
-        for (key, value) in &loaded.values {
-            // The main access log is opened once; a vhost's own is per site.
-            let site_key = (SITE_KEYS.contains(&key.as_str()) && key != "access-log")
-                || RELOADED.contains(&key.as_str());
-            if !site_key && r.started.values.get(key) != Some(value) {
-                log::warn!("reload: {key} changed; it needs a restart, ignored");
-            }
-        }
+        r.warn_restart_keys(&loaded);
         if sites.count() > self.budgeted {
             log::warn!(
                 "reload: {} sites, descriptors were set aside for {} at start; \
@@ -241,6 +234,18 @@ impl Running {
 }
 
 impl Reloader {
+    /// Warns about each process-level key that `loaded` changed: it needs a restart.
+    fn warn_restart_keys(&self, loaded: &Loaded) {
+        for (key, value) in &loaded.values {
+            // The main access log is opened once; a vhost's own is per site.
+            let site_key = (SITE_KEYS.contains(&key.as_str()) && key != "access-log")
+                || RELOADED.contains(&key.as_str());
+            if !site_key && self.started.values.get(key) != Some(value) {
+                log::warn!("reload: {key} changed; it needs a restart, ignored");
+            }
+        }
+    }
+
     /// Logs an error; without log files (`--close-log`) it goes to stderr as well,
     /// so a failed reload always leaves a trace.
     fn report(&self, msg: &str) {

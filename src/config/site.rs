@@ -64,44 +64,7 @@ impl Site {
         rules: Vec<PathRule>,
         fd_budget: usize,
     ) -> Result<Site, ConfigError> {
-        let mut extra: Vec<(String, Vec<u8>)> = Vec::with_capacity(cfg.headers.len() + 4);
-        for h in &cfg.headers {
-            let line = header_line(h)?;
-            let name = h
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            if extra.iter().any(|(n, _)| *n == name) {
-                return Err(ConfigError(format!(
-                    "--header {h:?}: {name} is given twice; a response carries one"
-                )));
-            }
-            extra.push((name, line));
-        }
-        // nosniff unless a --header set X-Content-Type-Options itself.
-        if !extra.iter().any(|(n, _)| n == "x-content-type-options") {
-            let nosniff = b"X-Content-Type-Options: nosniff\r\n".to_vec();
-            extra.insert(0, ("x-content-type-options".into(), nosniff));
-        }
-        if let Some(origin) = &cfg.cors {
-            let bad = |e: String| ConfigError(format!("--cors {origin:?}: {e}"));
-            let line = |n: &str, v: &str| {
-                let line = format!("{n}: {v}\r\n").into_bytes();
-                (n.to_ascii_lowercase(), line)
-            };
-            let origin = header_value(origin).map_err(bad)?;
-            extra.push(line("Access-Control-Allow-Origin", origin));
-            extra.push(line(
-                "Access-Control-Expose-Headers",
-                "Content-Length, Content-Range, ETag, Last-Modified",
-            ));
-            if origin != "*" {
-                // The one Vary of a response that has no other (see `Site::vary`).
-                extra.push(line("Vary", "Origin"));
-            }
-        }
+        let extra = configured_headers(cfg)?;
         if let Some(cc) = &cfg.cache_control {
             header_field("Cache-Control", cc)
                 .map_err(|e| ConfigError(format!("--cache-control {cc:?}: {e}")))?;
@@ -212,6 +175,50 @@ impl Site {
     }
 }
 
+/// The headers every response of a site configured with `cfg` carries, with their
+/// lower-case names: `--header`, nosniff unless a header sets it, CORS.
+fn configured_headers(cfg: &Config) -> Result<Vec<(String, Vec<u8>)>, ConfigError> {
+    let mut extra: Vec<(String, Vec<u8>)> = Vec::with_capacity(cfg.headers.len() + 4);
+    for h in &cfg.headers {
+        let line = header_line(h)?;
+        let name = h
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if extra.iter().any(|(n, _)| *n == name) {
+            return Err(ConfigError(format!(
+                "--header {h:?}: {name} is given twice; a response carries one"
+            )));
+        }
+        extra.push((name, line));
+    }
+    // nosniff unless a --header set X-Content-Type-Options itself.
+    if !extra.iter().any(|(n, _)| n == "x-content-type-options") {
+        let nosniff = b"X-Content-Type-Options: nosniff\r\n".to_vec();
+        extra.insert(0, ("x-content-type-options".into(), nosniff));
+    }
+    if let Some(origin) = &cfg.cors {
+        let bad = |e: String| ConfigError(format!("--cors {origin:?}: {e}"));
+        let line = |n: &str, v: &str| {
+            let line = format!("{n}: {v}\r\n").into_bytes();
+            (n.to_ascii_lowercase(), line)
+        };
+        let origin = header_value(origin).map_err(bad)?;
+        extra.push(line("Access-Control-Allow-Origin", origin));
+        extra.push(line(
+            "Access-Control-Expose-Headers",
+            "Content-Length, Content-Range, ETag, Last-Modified",
+        ));
+        if origin != "*" {
+            // The one Vary of a response that has no other (see `Site::vary`).
+            extra.push(line("Vary", "Origin"));
+        }
+    }
+    Ok(extra)
+}
+
 /// The basic authentication `cfg` asks for: both keys or neither (`--auth-basic
 /// off` turns it off whatever the file says).
 fn basic_auth(cfg: &Config) -> Result<Option<Arc<BasicAuth>>, ConfigError> {
@@ -238,7 +245,7 @@ fn vhost_log(v: &Config, main: &Config) -> Result<SiteLog, ConfigError> {
         .map_err(|e| ConfigError(format!("access-log {:?}: {e}", v.access_log)))?;
     if matches!(log, SiteLog::Main) && v.log_format != main.log_format {
         return Err(ConfigError(format!(
-            "log-format {:?}: the vhost writes to the main access log, in its format; \
+            "log-format {}: the vhost writes to the main access log, in its format; \
              give it an access-log of its own",
             v.log_format
         )));

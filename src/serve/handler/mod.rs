@@ -38,6 +38,8 @@ pub struct Via<'a> {
     /// On an HTTPS connection, the server name its handshake asked for (SNI), if
     /// any; `None` on plain HTTP.
     pub tls: Option<Option<&'a str>>,
+    /// On an HTTPS connection, its TLS version (`TLSv1.3`), for the access log.
+    pub tls_version: Option<&'static str>,
 }
 
 /// What serving reads from the running server. The driver's shared state provides
@@ -124,7 +126,7 @@ impl<C: Context> Handler<C> {
             None => self.route(site, via.peer, h),
         };
         let request = Some((h, host, begun.map(|t| t.elapsed())));
-        self.record(site, via.peer, request, &plan);
+        self.record(site, via, request, &plan);
         plan
     }
 
@@ -141,7 +143,12 @@ impl<C: Context> Handler<C> {
         // for a connection that is closing anyway.
         let site = sites.default_site();
         let plan = self.error_body(site, why.status(), frame, None, None);
-        self.record(site, peer, None, &plan);
+        let via = Via {
+            peer,
+            tls: None,
+            tls_version: None,
+        };
+        self.record(site, &via, None, &plan);
         unread(plan, why)
     }
 
@@ -161,7 +168,7 @@ impl<C: Context> Handler<C> {
     fn record(
         &mut self,
         site: &Site,
-        peer: &SocketAddr,
+        via: &Via<'_>,
         request: Option<(&Head<'_>, Option<&str>, Option<Duration>)>,
         plan: &Plan,
     ) {
@@ -173,7 +180,7 @@ impl<C: Context> Handler<C> {
                 &site.access_log,
                 site.log_format,
                 &logging::Entry {
-                    peer,
+                    peer: via.peer,
                     request: h.map(|h| (h.method_str, h.target, h.minor)),
                     status: code,
                     bytes: plan.body_len(),
@@ -182,7 +189,7 @@ impl<C: Context> Handler<C> {
                     host: request.and_then(|r| r.1),
                     user: (!self.user.is_empty()).then_some(self.user.as_str()),
                     request_time: request.and_then(|r| r.2),
-                    tls: None,
+                    tls: via.tls_version,
                 },
             );
         }
