@@ -21,8 +21,8 @@ Signals:
   SIGTERM, SIGINT  stop gracefully: stop accepting, close idle connections, let
                    responses in flight finish within --grace SECONDS
   SIGHUP           reopen the log files (after logrotate has moved them),
-                   reload --config FILE (roots, vhosts, headers, log level) and
-                   the TLS certificates and keys
+                   reload --config FILE (roots, vhosts, headers, log level,
+                   htpasswd files) and the TLS certificates and keys
   SIGUSR2          start a new process of the binary (its file now) with the same
                    arguments on the same listening sockets; SIGTERM the old one
                    once the new one answers (scripts/restart.sh does both)
