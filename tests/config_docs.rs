@@ -3,7 +3,6 @@
 //! key the documentation lists.
 
 mod common;
-#[allow(unused_imports)]
 use common::*;
 
 use std::path::Path;
@@ -14,7 +13,6 @@ fn repo(rel: &str) -> String {
 }
 
 /// The first fenced block of `lang` in `text`.
-#[allow(dead_code)]
 fn fenced<'a>(text: &'a str, lang: &str) -> &'a str {
     let start = text
         .find(&format!("```{lang}\n"))
@@ -59,4 +57,29 @@ fn the_example_file_names_every_documented_key() {
         }
     }
     assert!(keys > 40, "only {keys} keys found in the table");
+}
+
+#[test]
+fn the_documented_example_passes_check() {
+    let docs = repo("docs/config.md");
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("srv");
+    for d in ["app/assets", "app/admin", "blog"] {
+        std::fs::create_dir_all(base.join(d)).unwrap();
+    }
+    std::fs::write(base.join("app/index.html"), b"app\n").unwrap();
+    std::fs::write(
+        base.join("admin.htpasswd"),
+        b"admin:{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=\n",
+    )
+    .unwrap();
+    let logs = tmp.path().join("log");
+    std::fs::create_dir_all(&logs).unwrap();
+    let text = fenced(&docs, "toml")
+        .replace("/srv/hearth", base.to_str().unwrap())
+        .replace("/var/log/hearth", logs.to_str().unwrap());
+    let cfg = write_config(tmp.path(), &text);
+    let out = run_hearth(&["--config", cfg.to_str().unwrap(), "--check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}\n{text}");
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::config::keys::{Cors, Items, Level, OnOff, ProcessKeys, SiteKeys, Size};
+use crate::config::keys::{Cors, Items, Level, LogFormat, OnOff, ProcessKeys, SiteKeys, Size};
 use crate::config::settings::ConfigError;
 use crate::config::table::Doc;
 use crate::config::Config;
@@ -55,6 +55,7 @@ pub fn process(
         close_log "close-log" close_log => |v: &bool| *v,
         log_async "log-async" log_async => |v: &bool| *v,
         access_log "access-log" access_log => String::clone,
+        log_format "log-format" log_format => |v: &LogFormat| *v,
         pid_file "pid-file" pid_file => |v: &PathBuf| Some(v.clone()),
         stats_path "stats-path" stats_path => |v: &String| Some(v.clone()),
         metrics_path "metrics-path" metrics_path => |v: &String| Some(v.clone()),
@@ -96,6 +97,10 @@ pub fn site(cfg: &mut Config, k: &SiteKeys, on_cli: &BTreeSet<String>) {
         compress_min "compress-min" compress_min => |v: &u64| *v,
         tls_cert "tls-cert" tls_cert => |v: &PathBuf| Some(v.clone()),
         tls_key "tls-key" tls_key => |v: &PathBuf| Some(v.clone()),
+        auth_basic "auth-basic" auth_basic => |v: &String| Some(v.clone()),
+        auth_basic_user_file "auth-basic-user-file" auth_basic_user_file => |v: &PathBuf| Some(v.clone()),
+        access_log "access-log" access_log => String::clone,
+        log_format "log-format" log_format => |v: &LogFormat| *v,
     );
 }
 

@@ -138,9 +138,16 @@ pub fn load(argv: &[OsString]) -> Result<Loaded, LoadError> {
         .filter(|a| cli.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
         .filter_map(|a| a.get_long().map(str::to_string))
         .collect();
-    let main = main_site(&mut config, &parsed, &on_cli)?;
+    let mut main = main_site(&mut config, &parsed, &on_cli)?;
+    main.file = Some(path.clone());
     apply::process(&mut config, &parsed.process, &on_cli, &doc)?;
-    let vhosts = vhosts(&doc, &blank, parsed)?;
+    // A vhost logs where and how the main log does unless it says otherwise.
+    let base = Config {
+        access_log: config.access_log.clone(),
+        log_format: config.log_format,
+        ..blank
+    };
+    let vhosts = vhosts(&doc, &base, parsed)?;
     Ok(Loaded {
         config,
         main,
@@ -181,6 +188,7 @@ fn vhosts(doc: &Doc<'_>, blank: &Config, p: Parsed) -> Result<Vec<Vhost>, Config
         let mut config = blank.clone();
         let mut spec = SiteSpec {
             label: format!("vhost {:?}", v.hosts[0]),
+            file: Some(doc.path.to_path_buf()),
             ..SiteSpec::default()
         };
         if let Some(d) = &p.defaults {

@@ -13,6 +13,8 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::config::access_log::LogFormat;
+
 /// An optional key with its place in the file.
 pub type Key<T> = Option<Spanned<T>>;
 
@@ -38,6 +40,7 @@ pub struct ProcessKeys {
     pub close_log: Key<bool>,
     pub log_async: Key<bool>,
     pub access_log: Key<String>,
+    pub log_format: Key<LogFormat>,
     pub pid_file: Key<PathBuf>,
     pub stats_path: Key<String>,
     pub metrics_path: Key<String>,
@@ -71,6 +74,12 @@ pub struct SiteKeys {
     pub compress_min: Key<u64>,
     pub tls_cert: Key<PathBuf>,
     pub tls_key: Key<PathBuf>,
+    pub auth_basic: Key<String>,
+    pub auth_basic_user_file: Key<PathBuf>,
+    /// In a `[[vhost]]` only ([`VHOST_LOG_KEYS`]): its own access log.
+    pub access_log: Key<String>,
+    /// In a `[[vhost]]` only: the format of its own access log.
+    pub log_format: Key<LogFormat>,
     /// `[[headers]]`: headers by path glob.
     #[serde(default)]
     pub headers: Vec<Spanned<RuleKeys>>,
@@ -85,7 +94,13 @@ pub const LOCATION_KEYS: &[&str] = &[
     "autoindex",
     "cors",
     "precompressed",
+    "auth-basic",
+    "auth-basic-user-file",
 ];
+
+/// Keys of [`SiteKeys`] a `[[vhost]]` may set but that are process-wide at the top
+/// level (the main access log) and not allowed in `[defaults]`.
+pub const VHOST_LOG_KEYS: &[&str] = &["access-log", "log-format"];
 
 /// Every key of [`SiteKeys`] (what a `[[vhost]]` or `[defaults]` may set).
 pub const SITE_KEYS: &[&str] = &[
@@ -104,6 +119,8 @@ pub const SITE_KEYS: &[&str] = &[
     "compress-min",
     "tls-cert",
     "tls-key",
+    "auth-basic",
+    "auth-basic-user-file",
     "headers",
 ];
 
@@ -126,6 +143,7 @@ pub const PROCESS_KEYS: &[&str] = &[
     "close-log",
     "log-async",
     "access-log",
+    "log-format",
     "pid-file",
     "stats-path",
     "metrics-path",
@@ -263,6 +281,26 @@ impl<'de> Deserialize<'de> for OnOff {
                 match s {
                     "on" => Ok(OnOff(true)),
                     "off" => Ok(OnOff(false)),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(s), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = LogFormat;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"combined\" or \"json\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<LogFormat, E> {
+                match s {
+                    "combined" => Ok(LogFormat::Combined),
+                    "json" => Ok(LogFormat::Json),
                     _ => Err(E::invalid_value(de::Unexpected::Str(s), &self)),
                 }
             }

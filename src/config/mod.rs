@@ -8,7 +8,9 @@
 //!
 //! May import: `files`, `http`, `sys`, `clock`, `format`.
 
+pub mod access_log;
 pub mod apply;
+pub mod auth;
 pub mod file;
 pub mod flags;
 pub mod keys;

@@ -11,7 +11,7 @@ use toml::Spanned;
 use crate::config::apply;
 use crate::config::keys::{
     LocationPath, ProcessKeys, RedirectKeys, RuleKeys, SiteKeys, VhostKeys, LOCATION_KEYS,
-    PROCESS_KEYS, SITE_KEYS,
+    PROCESS_KEYS, SITE_KEYS, VHOST_LOG_KEYS,
 };
 use crate::config::redirect::Redirect;
 use crate::config::settings::ConfigError;
@@ -162,6 +162,7 @@ fn site_table<'a, 'i>(
                 return Err(doc.at_key(e, "belongs to one site: not allowed in [defaults]"))
             }
             _ if SITE_KEYS.contains(&name) => keys.push(e),
+            _ if place == Place::Vhost && VHOST_LOG_KEYS.contains(&name) => keys.push(e),
             _ => {
                 rest.push(e);
                 continue;

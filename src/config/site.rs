@@ -11,12 +11,14 @@ use std::sync::Arc;
 
 use globset::{GlobSet, GlobSetBuilder};
 
+use crate::config::access_log::{LogFormat, SiteLog};
 use crate::config::apply;
+use crate::config::auth::BasicAuth;
 use crate::config::redirect::Redirect;
 use crate::config::routes::{ErrorPages, TryFiles};
 use crate::config::settings::{header_field, header_line, header_value, ConfigError};
 pub use crate::config::spec::PathRule;
-use crate::config::spec::SiteSpec;
+use crate::config::spec::{LocationSpec, SiteSpec};
 use crate::config::Config;
 use crate::files::compress::Policy;
 use crate::files::{Files, Lookup};
@@ -63,6 +65,12 @@ pub struct Site {
     locations: Vec<(String, Site)>,
     /// `[[redirect]]` rules, in file order.
     pub redirects: Vec<Redirect>,
+    /// Basic authentication asked of every file request (`auth-basic`).
+    pub auth: Option<Arc<BasicAuth>>,
+    /// Where its access-log lines go (see [`Sites::build`](crate::config::sites::Sites::build)).
+    pub access_log: SiteLog,
+    /// The format of its access-log lines.
+    pub log_format: LogFormat,
 }
 
 impl Site {
@@ -101,12 +109,17 @@ impl Site {
         });
         let mut site = Site::scope(cfg, Arc::new(files), rules)?;
         site.redirects = spec.redirects.clone();
-        let none = std::collections::BTreeSet::new();
+        site.auth = basic_auth(cfg)?;
+        site.log_format = cfg.log_format;
         for l in &spec.locations {
-            let mut lc = cfg.clone();
-            apply::site(&mut lc, &l.keys, &none);
-            let scope = Site::scope(&lc, site.files.clone(), site.rules.clone())
-                .map_err(|e| ConfigError(format!("location {:?}: {}", l.path, e.0)))?;
+            let scope = site.location(cfg, l).map_err(|e| {
+                let at = SiteSpec {
+                    lines: l.lines.clone(),
+                    label: format!("location {:?}", l.path),
+                    ..SiteSpec::default()
+                };
+                at.locate(spec.file.as_deref(), e, "location")
+            })?;
             site.locations.push((l.path[1..].to_string(), scope));
         }
         site.locations.sort_by_key(|l| std::cmp::Reverse(l.0.len()));
@@ -135,7 +148,27 @@ impl Site {
             precompressed: cfg.precompressed,
             locations: Vec::new(),
             redirects: Vec::new(),
+            auth: None,
+            access_log: SiteLog::Main,
+            log_format: cfg.log_format,
         })
+    }
+
+    /// The answers of location `l` of this site (configured with `cfg`): the site's
+    /// values with the location's applied; the same password file is read once.
+    fn location(&self, cfg: &Config, l: &LocationSpec) -> Result<Site, ConfigError> {
+        let mut lc = cfg.clone();
+        apply::site(&mut lc, &l.keys, &std::collections::BTreeSet::new());
+        let mut scope = Site::scope(&lc, self.files.clone(), self.rules.clone())?;
+        let same =
+            lc.auth_basic == cfg.auth_basic && lc.auth_basic_user_file == cfg.auth_basic_user_file;
+        scope.auth = if same {
+            self.auth.clone()
+        } else {
+            basic_auth(&lc)?
+        };
+        scope.log_format = self.log_format;
+        Ok(scope)
     }
 
     /// Whether the site has locations (requests are then matched against them).
@@ -235,6 +268,40 @@ fn rule_set(rules: &[PathRule]) -> Result<GlobSet, ConfigError> {
     }
     set.build()
         .map_err(|e| ConfigError(format!("headers: {e}")))
+}
+
+/// The basic authentication `cfg` asks for: both keys or neither (`auth-basic =
+/// "off"` turns it off, in a location under a protected site say).
+fn basic_auth(cfg: &Config) -> Result<Option<Arc<BasicAuth>>, ConfigError> {
+    match (cfg.auth_basic.as_deref(), &cfg.auth_basic_user_file) {
+        (Some("off"), _) | (None, None) => Ok(None),
+        (Some(realm), Some(file)) => BasicAuth::load(file, realm).map(|a| Some(Arc::new(a))),
+        (Some(realm), None) => Err(ConfigError(format!(
+            "auth-basic {realm:?}: needs auth-basic-user-file"
+        ))),
+        (None, Some(file)) => Err(ConfigError(format!(
+            "auth-basic-user-file {}: needs auth-basic = \"Realm\" (or \"off\")",
+            file.display()
+        ))),
+    }
+}
+
+/// Where the access-log lines of a vhost configured with `v` go, when the top-level
+/// configuration is `main`; a vhost writing to the main log uses its format.
+pub fn vhost_log(v: &Config, main: &Config) -> Result<SiteLog, ConfigError> {
+    if main.close_log {
+        return Ok(SiteLog::Off);
+    }
+    let log = SiteLog::configure(&v.access_log, &main.access_log, &main.log_dir)
+        .map_err(|e| ConfigError(format!("access-log {:?}: {e}", v.access_log)))?;
+    if matches!(log, SiteLog::Main) && v.log_format != main.log_format {
+        return Err(ConfigError(format!(
+            "log-format {}: the vhost writes to the main access log, in its format; \
+             give it an access-log of its own",
+            v.log_format
+        )));
+    }
+    Ok(log)
 }
 
 /// What a site's keys parse to.

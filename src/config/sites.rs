@@ -9,7 +9,7 @@
 
 use crate::config::file::Loaded;
 use crate::config::settings::ConfigError;
-use crate::config::site::Site;
+use crate::config::site::{vhost_log, Site};
 
 /// The sites of one configuration.
 #[derive(Debug)]
@@ -74,8 +74,10 @@ impl Sites {
             .map_err(|e| loaded.locate(e))?;
         let mut vhosts = Vec::with_capacity(loaded.vhosts.len());
         for v in &loaded.vhosts {
-            let site = Site::from_config(&v.config, &v.spec, fd_budget)
+            let mut site = Site::from_config(&v.config, &v.spec, fd_budget)
                 .map_err(|e| loaded.locate_vhost(v, e))?;
+            site.access_log =
+                vhost_log(&v.config, &loaded.config).map_err(|e| loaded.locate_vhost(v, e))?;
             vhosts.push((v.hosts.clone(), site));
         }
         let default = loaded.vhosts.iter().position(|v| v.default);
@@ -114,6 +116,13 @@ impl Sites {
             .iter()
             .map(|s| s.files.configured_identity())
             .collect()
+    }
+
+    /// Reopens the access logs of the sites that have their own (SIGHUP).
+    pub fn reopen_logs(&self) {
+        for s in &self.sites {
+            s.access_log.reopen();
+        }
     }
 
     /// Sites in all, the top-level one included.

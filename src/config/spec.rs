@@ -89,6 +89,8 @@ pub struct SiteSpec {
     pub redirects: Vec<Redirect>,
     /// Where each key the site has was set (its own, else `[defaults]`).
     pub lines: BTreeMap<String, usize>,
+    /// The configuration file, for errors found when the site is built.
+    pub file: Option<std::path::PathBuf>,
     /// What the site is called in errors (`vhost "a.example"`); empty for the
     /// default site.
     pub label: String,
@@ -100,6 +102,9 @@ impl SiteSpec {
     /// (`--try-files ...`, `root ...`), else of `fallback`.
     pub fn locate(&self, file: Option<&Path>, e: ConfigError, fallback: &str) -> ConfigError {
         let Some(file) = file else { return e };
+        if e.0.starts_with(&format!("{}:", file.display())) {
+            return e; // located already (a location's key)
+        }
         let key = self.lines.iter().find(|(k, _)| {
             e.0.starts_with(&format!("--{k} ")) || e.0.starts_with(&format!("{k} "))
         });

@@ -32,6 +32,8 @@ pub enum Status {
     PermanentRedirect,
     /// 400
     BadRequest,
+    /// 401
+    Unauthorized,
     /// 403
     Forbidden,
     /// 404
@@ -78,6 +80,7 @@ impl Status {
             Status::TemporaryRedirect => 307,
             Status::PermanentRedirect => 308,
             Status::BadRequest => 400,
+            Status::Unauthorized => 401,
             Status::Forbidden => 403,
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
@@ -109,6 +112,7 @@ impl Status {
             Status::TemporaryRedirect => b"HTTP/1.1 307 Temporary Redirect\r\n",
             Status::PermanentRedirect => b"HTTP/1.1 308 Permanent Redirect\r\n",
             Status::BadRequest => b"HTTP/1.1 400 Bad Request\r\n",
+            Status::Unauthorized => b"HTTP/1.1 401 Unauthorized\r\n",
             Status::Forbidden => b"HTTP/1.1 403 Forbidden\r\n",
             Status::NotFound => b"HTTP/1.1 404 Not Found\r\n",
             Status::MethodNotAllowed => b"HTTP/1.1 405 Method Not Allowed\r\n",
@@ -147,6 +151,7 @@ impl Status {
             Status::TemporaryRedirect => page!("307 Temporary Redirect"),
             Status::PermanentRedirect => page!("308 Permanent Redirect"),
             Status::BadRequest => page!("400 Bad Request"),
+            Status::Unauthorized => page!("401 Unauthorized"),
             Status::Forbidden => page!("403 Forbidden"),
             Status::NotFound => page!("404 Not Found"),
             Status::MethodNotAllowed => page!("405 Method Not Allowed"),
