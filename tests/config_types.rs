@@ -35,6 +35,7 @@ fn wrong_types_and_values_name_file_line_and_key() {
         ("header = 5\n", ":2: header: invalid type: integer `5`, expected a string or an array of strings"),
         ("\n\nmax-body = 1.5\n", ":4: max-body: invalid type: floating point"),
         ("[defaults]\nport = 80\n", ":3: port: not allowed in [defaults]: it applies to the whole server"),
+        ("[defaults]\naccess-log = \"/tmp/x.log\"\n", ":3: access-log: not allowed in [defaults]: the main log"),
         ("[defaults]\n[[defaults.location]]\npath = \"/\"\n", ":3: location: belongs to one site"),
         ("[[vhost]]\nhost = \"a\"\nthreads = 2\n", ":4: threads: not allowed in [[vhost]]"),
         ("[[vhost]]\nhost = 5\n", ":3: host: invalid type: integer `5`, expected a string or an array"),

@@ -288,3 +288,35 @@ fn vhost_redirects_are_their_own() {
     );
     assert_eq!(srv.get("/hello.txt").status, 200);
 }
+
+#[test]
+fn sighup_applies_new_redirects_and_locations_and_keeps_them_over_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = |n: u32| {
+        format!(
+            "[[redirect]]\nfrom = \"^/go$\"\nto = \"/gen{n}\"\n\
+             [[location]]\npath = \"/sub/\"\ncache-control = \"gen-{n}\"\n"
+        )
+    };
+    let srv = serve(dir.path(), &gen(1));
+    assert_eq!(srv.get("/go").header("location"), Some("/gen1"));
+    write_config(dir.path(), &gen(2));
+    send_signal(srv.child.id(), "HUP");
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || {
+            srv.get("/go").header("location") == Some("/gen2")
+        }),
+        "the new redirect never took"
+    );
+    assert_eq!(srv.get("/sub/").header("cache-control"), Some("gen-2"));
+    // A bad pattern: the reload fails with file and line, the running rules stay.
+    write_config(dir.path(), "[[redirect]]\nfrom = \"(\"\nto = \"/x\"\n");
+    send_signal(srv.child.id(), "HUP");
+    assert!(
+        wait_until(std::time::Duration::from_secs(10), || {
+            srv.log("server.log").contains("hearth.toml:2: from:")
+        }),
+        "the failed reload was not logged"
+    );
+    assert_eq!(srv.get("/go").header("location"), Some("/gen2"));
+}

@@ -248,6 +248,11 @@ fn duplicate_hosts(doc: &Doc<'_>, before: &[RawVhost], v: &RawVhost) -> Result<(
 /// Why a key is refused in a site's table at `place`.
 fn refused(doc: &Doc<'_>, e: Entry<'_, '_>, place: Place) -> ConfigError {
     let name: &str = e.0.get_ref();
+    if VHOST_LOG_KEYS.contains(&name) {
+        let msg = "not allowed in [defaults]: the main log is a top-level key, a site's own \
+                   log goes in its [[vhost]]";
+        return doc.at_key(e, msg);
+    }
     if PROCESS_KEYS.contains(&name) {
         let msg = format!(
             "not allowed in {}: it applies to the whole server (a top-level key)",
