@@ -74,6 +74,17 @@ fn a_bad_file_stops_the_start_with_the_same_message() {
         "{err}"
     );
     assert!(out.stdout.is_empty(), "it must not have started");
+    // Of several mistakes, the first in the file is named, whatever its kind.
+    for (text, want) in [
+        ("port = \"1\"\ncache-control = 60\n", ":1: port:"),
+        ("cache-control = 60\nport = \"1\"\n", ":1: cache-control:"),
+        ("colour = 1\nport = \"1\"\n", ":1: colour: unknown key"),
+        ("port = 1\n[[redirect]]\nfrom = \"(\"\nto = \"/\"\n[[headers]]\npath = \"x\"\nset = {}\n", ":3: from:"),
+    ] {
+        let (code, err) = check(text);
+        assert_eq!(code, Some(2), "{text}");
+        assert!(err.contains(&format!("hearth.toml{want}")), "{text}: {err}");
+    }
 }
 
 #[test]

@@ -110,35 +110,61 @@ impl Place {
 /// checked against.
 pub fn file(doc: &Doc<'_>, source: &str, blank: &Config) -> Result<Parsed, ConfigError> {
     let root = doc.parse(source)?;
-    let all: Vec<Entry<'_, '_>> = root.get_ref().iter().collect();
+    let mut all: Vec<Entry<'_, '_>> = root.get_ref().iter().collect();
+    // In file order, so the first error reported is the first in the file.
+    all.sort_by_key(|e| e.0.span().start);
     let cx = Cx { doc, blank };
-    let (top, rest) = site_table(&cx, &all, Place::Top)?;
-    let mut parsed = Parsed {
-        top,
-        ..Parsed::default()
-    };
-    let mut process = Vec::new();
-    for e in rest {
+    let mut parsed = Parsed::default();
+    let (mut process, mut tables_after) = (Vec::new(), Vec::new());
+    for &e in &all {
         match e.0.get_ref().as_ref() {
-            "vhost" => {
-                for t in tables(doc, e)? {
-                    let v = vhost(&cx, t)?;
-                    duplicate_hosts(doc, &parsed.vhosts, &v)?;
-                    parsed.vhosts.push(v);
-                }
-            }
-            "defaults" => parsed.defaults = Some(defaults(&cx, e)?),
+            "vhost" | "defaults" => tables_after.push(e),
             k if PROCESS_KEYS.contains(&k) => {
-                parsed
-                    .process_lines
-                    .insert(k.into(), doc.line(e.0.span().start));
+                let line = doc.line(e.0.span().start);
+                parsed.process_lines.insert(k.into(), line);
                 process.push(e);
             }
+            k if SITE_KEYS.contains(&k) || ["location", "redirect"].contains(&k) => {}
             _ => return Err(doc.at_key(e, "unknown key")),
         }
     }
-    parsed.process = doc.typed(&process, root.span(), "config")?;
+    let top = site_table(&cx, &all, Place::Top);
+    let typed = doc.typed(&process, root.span(), "config");
+    let (top, process) = first_error(doc, top, typed)?;
+    parsed.top = top.0;
+    parsed.process = process;
+    for e in tables_after {
+        if e.0.get_ref() == "defaults" {
+            parsed.defaults = Some(defaults(&cx, e)?);
+            continue;
+        }
+        for t in tables(doc, e)? {
+            let v = vhost(&cx, t)?;
+            duplicate_hosts(doc, &parsed.vhosts, &v)?;
+            parsed.vhosts.push(v);
+        }
+    }
     Ok(parsed)
+}
+
+/// Both values, or the error of the two that is earlier in the file.
+fn first_error<A, B>(
+    doc: &Doc<'_>,
+    a: Result<A, ConfigError>,
+    b: Result<B, ConfigError>,
+) -> Result<(A, B), ConfigError> {
+    let line = |e: &ConfigError| {
+        let rest = e.0.strip_prefix(&format!("{}:", doc.path.display()));
+        let digits = rest.map(|r| r.split(':').next().unwrap_or(""));
+        digits
+            .and_then(|d| d.parse::<usize>().ok())
+            .unwrap_or(usize::MAX)
+    };
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(x), Err(y)) => Err(if line(&y) < line(&x) { y } else { x }),
+    }
 }
 
 /// Splits a site's table: its site keys, `[[headers]]`, `[[location]]` and
@@ -150,17 +176,11 @@ fn site_table<'a, 'i>(
 ) -> Result<(SiteTable, Vec<Entry<'a, 'i>>), ConfigError> {
     let doc = cx.doc;
     let mut t = SiteTable::default();
-    let (mut keys, mut rest) = (Vec::new(), Vec::new());
+    let (mut keys, mut tabs, mut rest) = (Vec::new(), Vec::new(), Vec::new());
     for &e in all {
         let name: &str = e.0.get_ref();
-        let routes = place != Place::Defaults;
         match name {
-            "headers" => t.rules = rules(doc, e)?,
-            "location" if routes => t.locations = locations(cx, e)?,
-            "redirect" if routes => t.redirects = redirects(doc, e)?,
-            "location" | "redirect" => {
-                return Err(doc.at_key(e, "belongs to one site: not allowed in [defaults]"))
-            }
+            "headers" | "location" | "redirect" => tabs.push(e),
             _ if SITE_KEYS.contains(&name) => keys.push(e),
             _ if place == Place::Vhost && VHOST_LOG_KEYS.contains(&name) => keys.push(e),
             _ => {
@@ -172,6 +192,18 @@ fn site_table<'a, 'i>(
     }
     let span = all.first().map_or(0..0, |e| e.0.span());
     t.keys = doc.typed(&keys, span, "site")?;
+    // The tables after the keys, as the file has them.
+    tabs.sort_by_key(|e| e.0.span().start);
+    for e in tabs {
+        match e.0.get_ref().as_ref() {
+            "headers" => t.rules = rules(doc, e)?,
+            _ if place == Place::Defaults => {
+                return Err(doc.at_key(e, "belongs to one site: not allowed in [defaults]"))
+            }
+            "location" => t.locations = locations(cx, e)?,
+            _ => t.redirects = redirects(doc, e)?,
+        }
+    }
     Ok((t, rest))
 }
 
