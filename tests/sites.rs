@@ -320,3 +320,24 @@ fn sighup_applies_new_redirects_and_locations_and_keeps_them_over_a_bad_file() {
     );
     assert_eq!(srv.get("/go").header("location"), Some("/gen2"));
 }
+
+#[test]
+fn host_in_a_redirect_is_only_ever_a_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = serve(
+        dir.path(),
+        "[[redirect]]\nfrom = \"^/(.*)$\"\nto = \"https://$host/$1\"\n",
+    );
+    let r =
+        srv.request(b"GET http://a.test/x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.header("location"), Some("https://a.test/x"));
+    // Whatever gets past the parser as an authority, $host never carries userinfo.
+    let r = srv.request(
+        b"GET http://a.test@evil.example/x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        r.status == 400 || !r.header("location").unwrap_or("").contains('@'),
+        "{:?}",
+        r.header("location")
+    );
+}

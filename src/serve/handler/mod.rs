@@ -298,7 +298,11 @@ impl<C: Context> Handler<C> {
             self.candidate.clear();
             self.candidate.push('/');
             self.candidate.push_str(&self.path);
-            let host = request_host(h).map_or("", host_without_port);
+            // `$host`: an absolute-form authority is held to Host's grammar too (no
+            // userinfo or path that would turn the target into another site).
+            let host = request_host(h)
+                .filter(|a| crate::http::grammar::host_ok(a.as_bytes()))
+                .map_or("", host_without_port);
             let mut location = Vec::new();
             for r in &site.redirects {
                 if r.target(&self.candidate, host, query, &mut location) {
