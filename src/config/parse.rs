@@ -367,3 +367,57 @@ fn locations(cx: &Cx<'_>, e: Entry<'_, '_>) -> Result<Vec<LocationSpec>, ConfigE
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<Parsed, String> {
+        let doc = Doc::new(Path::new("h.toml"), text);
+        let blank = Config::parse_from(["hearth"]);
+        file(&doc, text, &blank).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn tables_sorted_into_their_groups() {
+        let p = parse(
+            "port = 1\nroot = \"/srv\"\naccess-log = \"off\"\n\
+             [[location]]\npath = \"/a/\"\nautoindex = true\n\
+             [[redirect]]\nfrom = \"^/x\"\nto = \"/y\"\n\
+             [defaults]\nheader = \"X-A: 1\"\n\
+             [[vhost]]\nhost = [\"a.test\", \"*.A.test.\"]\ndefault = true\naccess-log = \"/tmp/a.log\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.process.port.as_ref().map(|p| *p.get_ref()), Some(1));
+        assert!(
+            p.process.access_log.is_some(),
+            "the main log at the top level"
+        );
+        assert_eq!(p.process_lines["port"], 1);
+        assert_eq!(p.top.lines["root"], 2);
+        assert_eq!((p.top.locations.len(), p.top.redirects.len()), (1, 1));
+        assert!(p.defaults.is_some_and(|d| d.keys.header.is_some()));
+        let v = &p.vhosts[0];
+        assert_eq!(v.hosts, ["a.test", "*.a.test"]);
+        assert_eq!((v.default_line, v.host_line), (Some(14), 13));
+        assert!(v.site.keys.access_log.is_some(), "a vhost's own log");
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = |t: &str| parse(t).unwrap_err();
+        assert_eq!(e("port = 1\nbogus = 2\n"), "h.toml:2: bogus: unknown key");
+        assert!(e("\n\nport = \"x\"\n").starts_with("h.toml:3: port: invalid type"));
+        assert!(e("[[vhost]]\nhost = \"a\"\nthreads = 2\n").starts_with("h.toml:3: threads"));
+        assert!(e("[[vhost]]\nroot = \"/\"\n").contains("missing `host"));
+        let reserved = "[[headers]]\npath = \"/**\"\nset = { Connection = \"x\" }\n";
+        assert!(e(reserved).starts_with("h.toml:1: headers:"));
+        assert!(e("port = \n").starts_with("h.toml:1:"));
+        assert!(
+            e("[defaults]\n[[defaults.redirect]]\nfrom = \"a\"\nto = \"/\"\n")
+                .contains("not allowed in [defaults]")
+        );
+    }
+}
