@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use hearth::config::file::{self as config_file, LoadError, Loaded};
 use hearth::config::reload::Reloader;
 use hearth::config::settings::{self, Settings};
-use hearth::config::site::Sites;
+use hearth::config::sites::Sites;
 use hearth::config::tls::{CertFiles, CertStore};
 use hearth::obs::logging::Logs;
 use hearth::sys::SignalFd;

@@ -50,7 +50,7 @@ fn check_names_key_and_line_of_a_bad_value() {
     let root = index_site("x");
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("port = \"eighty\"\n", ":2: port: invalid value"),
+        ("port = \"eighty\"\n", ":2: port: invalid type: string"),
         ("threads = true\n", ":2: threads:"),
         ("header = [\"Connection: close\"]\n", ":2: header:"),
         (
@@ -170,7 +170,8 @@ fn sighup_reloads_on_an_open_connection_and_keeps_a_good_config_over_a_broken_on
     let dir = tempfile::tempdir().unwrap();
     let config = |root: &Path, gen: u32| {
         format!(
-            "cache-control = \"gen-{gen}\"\n[[headers]]\npath = \"/**\"\nset = {{ \"X-Gen\" = \"{gen}\" }}\n\
+            "[defaults]\ncache-control = \"gen-{gen}\"\n\
+             [[defaults.headers]]\npath = \"/**\"\nset = {{ \"X-Gen\" = \"{gen}\" }}\n\
              [[vhost]]\nhost = \"v.example\"\nroot = {root:?}\n"
         )
     };

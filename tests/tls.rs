@@ -894,3 +894,34 @@ fn graceful_stop_finishes_a_tls_download() {
     let status = wait_exit(&mut srv.child, Duration::from_secs(10)).expect("exits");
     assert!(status.success());
 }
+
+#[test]
+fn json_access_log_names_the_tls_version() {
+    let Some(pki) = Pki::new() else { return };
+    if !require_tool("curl") {
+        return;
+    }
+    let (cert, key) = pki.leaf("leaf", "localhost", 30);
+    let srv = start(&cert, &key, &["--log-format", "json"], |_| {});
+    let (ok, _, err) = curl(&pki, &["--tlsv1.3", &srv.url("/hello.txt?tls")]);
+    assert!(ok, "{err}");
+    let plain = format!("http://127.0.0.1:{}/hello.txt?plain", srv.http.port());
+    let (ok, _, err) = curl(&pki, &[&plain]);
+    assert!(ok, "{err}");
+    assert!(wait_until(Duration::from_secs(10), || {
+        srv.log("access.log").lines().count() >= 2
+    }));
+    let log = srv.log("access.log");
+    let line = |q: &str| {
+        log.lines()
+            .find(|l| l.contains(q))
+            .unwrap_or("")
+            .to_string()
+    };
+    assert!(
+        line("\"query\":\"tls\"").contains("\"tls\":\"TLSv1.3\""),
+        "{log}"
+    );
+    let plain = line("\"query\":\"plain\"");
+    assert!(!plain.is_empty() && !plain.contains("\"tls\""), "{log}");
+}

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Parser;
 
+use crate::config::access_log::LogFormat;
+
 /// Shown after the flags by `--help`: examples, signals and exit codes.
 const AFTER_HELP: &str = "\
 Examples:
@@ -19,8 +21,8 @@ Signals:
   SIGTERM, SIGINT  stop gracefully: stop accepting, close idle connections, let
                    responses in flight finish within --grace SECONDS
   SIGHUP           reopen the log files (after logrotate has moved them),
-                   reload --config FILE (roots, vhosts, headers, log level) and
-                   the TLS certificates and keys
+                   reload --config FILE (roots, vhosts, headers, log level,
+                   htpasswd files) and the TLS certificates and keys
   SIGUSR2          start a new process of the binary (its file now) with the same
                    arguments on the same listening sockets; SIGTERM the old one
                    once the new one answers (scripts/restart.sh does both)
@@ -184,7 +186,9 @@ pub struct Config {
     #[arg(short = 'l', long, help_heading = "Logging")]
     pub log_async: bool,
 
-    /// Access log: `on` (LOG_DIR/access.log), `off`, or a file path.
+    /// Access log: `on` (LOG_DIR/access.log), `off`, or a file path. In a
+    /// `[[vhost]]`, a value other than the top level's gives the site a log of its
+    /// own (its requests go there and not to the main log), or none with `off`.
     #[arg(
         long,
         default_value = "on",
@@ -192,6 +196,21 @@ pub struct Config {
         help_heading = "Logging"
     )]
     pub access_log: String,
+
+    /// Access-log line format: `combined` (the user from basic auth in the third
+    /// field) or `json` (one object per line). Per site with its own --access-log.
+    #[arg(long, value_enum, default_value_t = LogFormat::Combined, value_name = "FORMAT", help_heading = "Logging")]
+    pub log_format: LogFormat,
+
+    /// Ask for a user name and password (HTTP basic authentication) in this realm,
+    /// checked against --auth-basic-user-file; `off` turns it off (for a vhost).
+    #[arg(long, value_name = "REALM", help_heading = "HTTP")]
+    pub auth_basic: Option<String>,
+
+    /// The users and passwords for --auth-basic: an Apache htpasswd file with
+    /// bcrypt, apr1 or SHA-1 entries (`htpasswd -B`). Read again on SIGHUP.
+    #[arg(long, value_name = "FILE", help_heading = "HTTP")]
+    pub auth_basic_user_file: Option<PathBuf>,
 
     /// Write the process id to this file once listening; removed on clean exit.
     #[arg(long, value_name = "FILE", help_heading = "Operations")]
@@ -275,8 +294,9 @@ pub struct Config {
     #[arg(long = "error-page", value_name = "CODE=PATH", help_heading = "Files")]
     pub error_pages: Vec<String>,
 
-    /// TOML configuration file: keys are the long flag names, plus `[[vhost]]` and
-    /// `[[headers]]` tables; flags on the command line override it. SIGHUP reloads it.
+    /// TOML configuration file (docs/config.md): keys are the long flag names, plus
+    /// `[defaults]`, `[[vhost]]`, `[[location]]`, `[[redirect]]` and `[[headers]]`
+    /// tables; flags on the command line override it. SIGHUP reloads it.
     #[arg(long, value_name = "FILE", help_heading = "Operations")]
     pub config: Option<PathBuf>,
 

@@ -32,12 +32,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::config::file::{self as config_file, Loaded, SITE_KEYS};
-use crate::config::site::Sites;
+use crate::config::apply;
+use crate::config::file::{self as config_file, Loaded};
+use crate::config::sites::Sites;
 use crate::config::tls::TlsSetup;
 
-/// Keys a reload applies although they are not per-site.
-const RELOADED: &[&str] = &["log-level", "config", "check", "tls-cert", "tls-key"];
 /// How often the roots are checked for having moved.
 const ROOT_CHECK: Duration = Duration::from_secs(1);
 
@@ -208,11 +207,8 @@ impl Running {
         if let Some(tls) = &self.tls {
             tls.reload(Some(&loaded));
         }
-        for (key, value) in &loaded.values {
-            let site_key = SITE_KEYS.contains(&key.as_str()) || RELOADED.contains(&key.as_str());
-            if !site_key && r.started.values.get(key) != Some(value) {
-                log::warn!("reload: {key} changed; it needs a restart, ignored");
-            }
+        for key in apply::process_changes(&r.started.config, &loaded.config) {
+            log::warn!("reload: {key} changed; it needs a restart, ignored");
         }
         if sites.count() > self.budgeted {
             log::warn!(

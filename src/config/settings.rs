@@ -273,61 +273,11 @@ impl Settings {
             Some(n) => n,
             None => default_reactors(cpus),
         };
-        let stats_allow = cfg
-            .stats_allow
-            .iter()
-            .map(|s| {
-                Cidr::parse(s).ok_or_else(|| {
-                    ConfigError(format!("--stats-allow {s:?}: not an address or CIDR"))
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        for (name, p) in [
-            ("--health-path", Some(&cfg.health_path)),
-            ("--stats-path", cfg.stats_path.as_ref()),
-            ("--metrics-path", cfg.metrics_path.as_ref()),
-        ] {
-            if let Some(p) = p.filter(|p| !p.is_empty()) {
-                if !p.starts_with('/') {
-                    return Err(ConfigError(format!("{name} must start with '/'")));
-                }
-            }
-        }
-        if cfg.max_header < 64 {
-            return Err(ConfigError(format!(
-                "--max-header {}: too small (at least 64)",
-                cfg.max_header
-            )));
-        }
-        if cfg.max_uri < 16 {
-            return Err(ConfigError(format!(
-                "--max-uri {}: too small (at least 16)",
-                cfg.max_uri
-            )));
-        }
+        let stats_allow = check_operations(cfg)?;
         // The sites' own descriptors come off the top, so connections filling up
         // never leave a site without one to open a file with.
         let nofile = nofile.saturating_sub(site_descriptors(sites.max(1)));
-        let tls = match (&cfg.tls_cert, &cfg.tls_key) {
-            (Some(_), Some(_)) => true,
-            (None, None) => false,
-            _ => {
-                return Err(ConfigError(
-                    "--tls-cert and --tls-key go together: give both or neither".into(),
-                ))
-            }
-        };
-        if cfg.redirect_https && !tls {
-            return Err(ConfigError(
-                "--redirect-https needs --tls-cert and --tls-key".into(),
-            ));
-        }
-        if tls && cfg.tls_port == cfg.port && cfg.port != 0 {
-            return Err(ConfigError(format!(
-                "--tls-port {} is also --port: HTTP and HTTPS need ports of their own",
-                cfg.tls_port
-            )));
-        }
+        let tls = tls_mode(cfg)?;
         let fd_room = nofile.saturating_sub(FD_RESERVE + workers as u64).max(1);
         let max_conns = cfg.max_conns.unwrap_or(fd_room as usize).max(1);
         Ok(Settings {
@@ -355,6 +305,68 @@ impl Settings {
             redirect_https: cfg.redirect_https,
         })
     }
+}
+
+/// The `--stats-allow` networks, after checking them, the page paths and the head
+/// limits.
+fn check_operations(cfg: &Config) -> Result<Vec<Cidr>, ConfigError> {
+    let stats_allow = cfg
+        .stats_allow
+        .iter()
+        .map(|s| {
+            Cidr::parse(s)
+                .ok_or_else(|| ConfigError(format!("--stats-allow {s:?}: not an address or CIDR")))
+        })
+        .collect::<Result<_, _>>()?;
+    for (name, p) in [
+        ("--health-path", Some(&cfg.health_path)),
+        ("--stats-path", cfg.stats_path.as_ref()),
+        ("--metrics-path", cfg.metrics_path.as_ref()),
+    ] {
+        if let Some(p) = p.filter(|p| !p.is_empty()) {
+            if !p.starts_with('/') {
+                return Err(ConfigError(format!("{name} must start with '/'")));
+            }
+        }
+    }
+    if cfg.max_header < 64 {
+        return Err(ConfigError(format!(
+            "--max-header {}: too small (at least 64)",
+            cfg.max_header
+        )));
+    }
+    if cfg.max_uri < 16 {
+        return Err(ConfigError(format!(
+            "--max-uri {}: too small (at least 16)",
+            cfg.max_uri
+        )));
+    }
+    Ok(stats_allow)
+}
+
+/// Whether HTTPS is on, refusing half a certificate pair and ports that clash.
+fn tls_mode(cfg: &Config) -> Result<bool, ConfigError> {
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(_), Some(_)) => true,
+        (None, None) => false,
+        _ => {
+            return Err(ConfigError(
+                "--tls-cert and --tls-key go together: give both or neither".into(),
+            ))
+        }
+    };
+    if cfg.redirect_https && !tls {
+        return Err(ConfigError(
+            "--redirect-https needs --tls-cert and --tls-key".into(),
+        ));
+    }
+    if tls && cfg.tls_port == cfg.port && cfg.port != 0 {
+        return Err(ConfigError(format!(
+            "--tls-port {} is also --port: HTTP and HTTPS need ports of their own",
+            cfg.tls_port
+        )));
+    }
+    Ok(tls)
 }
 
 /// What `--check` verifies on this host beyond the values themselves, as start-up

@@ -55,10 +55,13 @@ impl CertFiles {
         let mut hosts = Vec::with_capacity(loaded.vhosts.len());
         for v in &loaded.vhosts {
             match (pair(&v.config)?, &default) {
-                (Some((c, k)), Some(_)) => {
-                    // `a.example.` names the same site as `a.example`.
-                    let host = v.host.strip_suffix('.').unwrap_or(&v.host);
-                    hosts.push((host.to_ascii_lowercase(), c, k))
+                // A vhost without a pair of its own answers with the top level's (so
+                // a request for it on another vhost's certificate is misdirected).
+                (own, Some(top)) => {
+                    let (c, k) = own.unwrap_or_else(|| top.clone());
+                    for host in &v.hosts {
+                        hosts.push((host.clone(), c.clone(), k.clone()))
+                    }
                 }
                 (Some(_), None) => {
                     return Err(ConfigError(format!(
@@ -147,12 +150,22 @@ impl CertStore {
         name.and_then(|n| self.host(n)).unwrap_or(&self.default)
     }
 
+    /// The vhost certificate for `name`: an exact name first, then the wildcard
+    /// (`*.example.com`) with the longest suffix, as requests pick their site.
     fn host(&self, name: &str) -> Option<&Arc<CertifiedKey>> {
         let name = name.strip_suffix('.').unwrap_or(name);
-        self.hosts
+        let exact = self
+            .hosts
             .iter()
-            .find(|(h, _)| h.eq_ignore_ascii_case(name))
-            .map(|(_, k)| k)
+            .find(|(h, _)| h.eq_ignore_ascii_case(name));
+        let wild = || {
+            self.hosts
+                .iter()
+                .filter_map(|(h, k)| Some((h.strip_prefix('*')?, k)))
+                .filter(|(s, _)| crate::config::sites::ends_with(name, s))
+                .max_by_key(|(s, _)| s.len())
+        };
+        exact.map(|(_, k)| k).or_else(|| wild().map(|(_, k)| k))
     }
 
     /// Whether a request for vhost `host` on a connection whose handshake named

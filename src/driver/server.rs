@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::config::file::Loaded;
 use crate::config::reload::Reloader;
 use crate::config::settings::{ConfigError, Settings};
-use crate::config::site::Sites;
+use crate::config::sites::Sites;
 use crate::config::tls::TlsSetup;
 use crate::config::Config;
 use crate::driver::listen::{self, Bound, Listeners};

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::settings::Settings;
-use crate::config::site::Sites;
+use crate::config::sites::Sites;
 use crate::config::tls::TlsSetup;
 use crate::driver::conn::{Conn, Token};
 use crate::driver::slots::Slots;

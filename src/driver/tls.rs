@@ -119,6 +119,15 @@ impl Tls {
         self.session.server_name()
     }
 
+    /// The TLS version agreed on, once the handshake has settled it.
+    pub fn version(&self) -> Option<&'static str> {
+        match self.session.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => Some("TLSv1.3"),
+            rustls::ProtocolVersion::TLSv1_2 => Some("TLSv1.2"),
+            _ => None,
+        }
+    }
+
     // --- Reactor side: ciphertext only ---------------------------------------------
 
     /// Reads what the socket has into the inbox (at most [`INBOX_MAX`] buffered),

@@ -226,6 +226,7 @@ impl Worker {
                 let via = Via {
                     peer: c.peer(),
                     tls: c.tls_name(),
+                    tls_version: c.tls_version(),
                 };
                 let plan = self.handler.respond(&via, &head);
                 c.consume(n);

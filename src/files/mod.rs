@@ -93,7 +93,6 @@ pub struct Files {
     root_id: (u64, u64),
     follow_symlinks: bool,
     autoindex: bool,
-    /// Serve precompressed siblings.
     precompressed: bool,
     /// Skip siblings older than their file (`--precompressed-check on`).
     precompressed_check: bool,
@@ -107,8 +106,7 @@ pub struct Files {
 
 impl Files {
     /// Opens the root directory. The cache keeps at most `fd_budget` files open (see
-    /// `config::settings::descriptor_budget`); with `precompressed`, siblings `F.br`, `F.zst`, `F.gz`
-    /// may be sent for `F`.
+    /// `descriptor_budget`); with `precompressed`, siblings `F.br`/`.zst`/`.gz` of `F` are served.
     pub fn new(
         root: &Path,
         follow_symlinks: bool,
@@ -215,6 +213,10 @@ impl Files {
 
     /// Resolves a normalised path (see [`normalize`]).
     pub fn lookup(&self, rel: &str) -> Lookup {
+        self.lookup_with(rel, self.autoindex)
+    }
+    /// [`Files::lookup`], listing a directory without an index when `autoindex`.
+    pub fn lookup_with(&self, rel: &str, autoindex: bool) -> Lookup {
         if is_hidden(rel) {
             return Lookup::Error(Status::NotFound);
         }
@@ -233,12 +235,12 @@ impl Files {
             self.cache.remove(rel);
         }
         let dir = rel.is_empty() || rel.ends_with('/');
-        let mut result = self.resolve(rel, dir);
+        let mut result = self.resolve(rel, dir, autoindex);
         if result.as_ref().is_err_and(out_of_descriptors) {
             // Cached files must not keep a request from being served.
             log::warn!("open {rel:?}: out of descriptors; closing cached files");
             self.cache.shed(0);
-            result = self.resolve(rel, dir);
+            result = self.resolve(rel, dir, autoindex);
         }
         match result {
             Ok(l) => {
@@ -294,7 +296,7 @@ impl Files {
         Some(entry)
     }
 
-    fn resolve(&self, rel: &str, dir: bool) -> io::Result<Lookup> {
+    fn resolve(&self, rel: &str, dir: bool, autoindex: bool) -> io::Result<Lookup> {
         let path = if dir {
             Cow::Owned(format!("{rel}index.html"))
         } else {
@@ -315,7 +317,7 @@ impl Files {
                     self.entry(f, &ist, &path, stamp).map(Lookup::File)
                 }
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    if self.autoindex {
+                    if autoindex {
                         Ok(Lookup::Listing(self.listings.get(rel, &file, &st)?))
                     } else {
                         Ok(Lookup::Error(Status::Forbidden))

@@ -22,12 +22,18 @@ pub enum Status {
     PartialContent,
     /// 301
     MovedPermanently,
+    /// 302
+    Found,
     /// 304
     NotModified,
+    /// 307
+    TemporaryRedirect,
     /// 308
     PermanentRedirect,
     /// 400
     BadRequest,
+    /// 401
+    Unauthorized,
     /// 403
     Forbidden,
     /// 404
@@ -69,9 +75,12 @@ impl Status {
             Status::NoContent => 204,
             Status::PartialContent => 206,
             Status::MovedPermanently => 301,
+            Status::Found => 302,
             Status::NotModified => 304,
+            Status::TemporaryRedirect => 307,
             Status::PermanentRedirect => 308,
             Status::BadRequest => 400,
+            Status::Unauthorized => 401,
             Status::Forbidden => 403,
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
@@ -98,9 +107,12 @@ impl Status {
             Status::NoContent => b"HTTP/1.1 204 No Content\r\n",
             Status::PartialContent => b"HTTP/1.1 206 Partial Content\r\n",
             Status::MovedPermanently => b"HTTP/1.1 301 Moved Permanently\r\n",
+            Status::Found => b"HTTP/1.1 302 Found\r\n",
             Status::NotModified => b"HTTP/1.1 304 Not Modified\r\n",
+            Status::TemporaryRedirect => b"HTTP/1.1 307 Temporary Redirect\r\n",
             Status::PermanentRedirect => b"HTTP/1.1 308 Permanent Redirect\r\n",
             Status::BadRequest => b"HTTP/1.1 400 Bad Request\r\n",
+            Status::Unauthorized => b"HTTP/1.1 401 Unauthorized\r\n",
             Status::Forbidden => b"HTTP/1.1 403 Forbidden\r\n",
             Status::NotFound => b"HTTP/1.1 404 Not Found\r\n",
             Status::MethodNotAllowed => b"HTTP/1.1 405 Method Not Allowed\r\n",
@@ -135,8 +147,11 @@ impl Status {
         }
         match self {
             Status::MovedPermanently => page!("301 Moved Permanently"),
+            Status::Found => page!("302 Found"),
+            Status::TemporaryRedirect => page!("307 Temporary Redirect"),
             Status::PermanentRedirect => page!("308 Permanent Redirect"),
             Status::BadRequest => page!("400 Bad Request"),
+            Status::Unauthorized => page!("401 Unauthorized"),
             Status::Forbidden => page!("403 Forbidden"),
             Status::NotFound => page!("404 Not Found"),
             Status::MethodNotAllowed => page!("405 Method Not Allowed"),

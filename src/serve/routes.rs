@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use crate::config::routes::{ErrorPages, Item, TryFiles};
+use crate::config::site::Site;
 use crate::files::{self, Content, Entry, Files, Lookup};
 use crate::http::body::{Body, Bytes};
 use crate::http::Status;
@@ -20,7 +21,7 @@ impl TryFiles {
     /// path of what was looked up; `scratch` and `raw` are reused buffers.
     pub fn resolve(
         &self,
-        files: &Files,
+        site: &Site,
         path: &str,
         scratch: &mut Vec<u8>,
         raw: &mut String,
@@ -30,7 +31,7 @@ impl TryFiles {
         // the fallback either.
         files::normalize(path, scratch, out)?;
         for item in &self.candidates {
-            match candidate(item, files, path, scratch, raw, out) {
+            match candidate(item, site, path, scratch, raw, out) {
                 Some(l @ (Lookup::File(_) | Lookup::Listing(_))) => return Ok(l),
                 // Server trouble is reported, not hidden behind the next candidate.
                 Some(Lookup::Error(s @ (Status::InternalError | Status::ServiceUnavailable))) => {
@@ -39,7 +40,7 @@ impl TryFiles {
                 _ => {}
             }
         }
-        let last = candidate(&self.last, files, path, scratch, raw, out);
+        let last = candidate(&self.last, site, path, scratch, raw, out);
         Ok(last.unwrap_or(Lookup::Error(Status::NotFound)))
     }
 }
@@ -62,7 +63,7 @@ impl ErrorPages {
 /// Looks up one item; `None` when `$uri` with its suffix does not normalise.
 fn candidate(
     item: &Item,
-    files: &Files,
+    site: &Site,
     path: &str,
     scratch: &mut Vec<u8>,
     raw: &mut String,
@@ -82,7 +83,7 @@ fn candidate(
         }
         Item::Code(s) => return Some(Lookup::Error(*s)),
     }
-    Some(files.lookup(out))
+    Some(site.lookup(out))
 }
 
 /// The whole of a file, as a response body (an error page is never a range).

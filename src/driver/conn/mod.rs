@@ -225,6 +225,11 @@ impl Conn {
         self.transport.tls().map(|t| t.server_name())
     }
 
+    /// On an HTTPS connection, the TLS version its handshake agreed on.
+    pub fn tls_version(&self) -> Option<&'static str> {
+        self.transport.tls().and_then(|t| t.version())
+    }
+
     /// True when idle after at least one response: a keep-alive connection that a
     /// stop may close. (A new connection may have its first request on the way.)
     pub fn is_kept_alive(&self) -> bool {

@@ -204,6 +204,9 @@ impl Reactor {
                         Some(l) => l.reopen(),
                         None => log::info!("SIGHUP: no log files to reopen"),
                     }
+                    // The sites' own access logs; a reload opens new ones anyway,
+                    // but one that fails keeps these.
+                    self.shared.sites.load().reopen_logs();
                     // Built on the reload thread: this reactor goes on serving.
                     if let Some(r) = &control.reload {
                         r.reload();

@@ -91,6 +91,8 @@ pub struct Head<'a> {
     pub user_agent: Option<&'a str>,
     /// `Accept-Encoding`.
     pub accept_encoding: Option<&'a str>,
+    /// `Authorization` (basic authentication).
+    pub authorization: Option<&'a str>,
     /// `Host`, as sent and validated (port included), for picking a virtual host.
     pub host: Option<&'a str>,
     /// Bytes of the head, including the blank line.
@@ -142,9 +144,10 @@ enum Field {
     Referer,
     UserAgent,
     AcceptEncoding,
+    Authorization,
 }
 
-const FIELDS: [(&str, Field); 17] = [
+const FIELDS: [(&str, Field); 18] = [
     ("host", Field::Host),
     ("content-length", Field::ContentLength),
     ("transfer-encoding", Field::TransferEncoding),
@@ -162,6 +165,7 @@ const FIELDS: [(&str, Field); 17] = [
     ("referer", Field::Referer),
     ("user-agent", Field::UserAgent),
     ("accept-encoding", Field::AcceptEncoding),
+    ("authorization", Field::Authorization),
 ];
 
 fn field(name: &str) -> Option<Field> {
@@ -308,6 +312,7 @@ impl<'a> Head<'a> {
             referer: None,
             user_agent: None,
             accept_encoding: None,
+            authorization: None,
             host: None,
             len,
         }
@@ -354,6 +359,7 @@ impl<'a> Head<'a> {
             Field::AcrHeaders => self.acr_headers = Some(value),
             Field::Referer => self.referer = Some(value),
             Field::UserAgent => self.user_agent = Some(value),
+            Field::Authorization => self.authorization = Some(value),
             Field::AcceptEncoding => {
                 // Several fields form one list, which cannot be joined without
                 // copying; the unencoded file is right for any list.

@@ -25,9 +25,9 @@ impl<C: Context> Handler<C> {
     ) -> Plan {
         let found = match &site.try_files {
             None => files::normalize(path, &mut self.scratch, &mut self.path)
-                .map(|()| site.files.lookup(&self.path)),
+                .map(|()| site.lookup(&self.path)),
             Some(t) => t.resolve(
-                &site.files,
+                site,
                 path,
                 &mut self.scratch,
                 &mut self.candidate,
@@ -73,10 +73,15 @@ impl<C: Context> Handler<C> {
         // response for a file that has siblings or is compressible says it depends
         // on Accept-Encoding.
         let compressible = site.compress.as_ref().is_some_and(|p| p.applies(e));
-        let vary = e.varies() || compressible;
+        // A location may turn siblings off where its site serves them.
+        let vary = (site.precompressed && e.varies()) || compressible;
         // Header rules match the file served (an index file, a try-files result).
         let served = e.path();
-        let sibling = e.select(h.accept_encoding);
+        let sibling = if site.precompressed {
+            e.select(h.accept_encoding)
+        } else {
+            e
+        };
         let fly = if compressible && sibling.coding.is_none() {
             self.compressed(site, h, e)
         } else {

@@ -4,11 +4,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use crate::config::access_log::LogFormat;
 use crate::config::settings::Settings;
-use crate::config::site::{Site, Sites};
+use crate::config::site::Site;
+use crate::config::sites::Sites;
 use crate::config::tls::TlsSetup;
 use crate::files::compress::Compressor;
 use crate::files::{self, Entry};
@@ -21,6 +24,7 @@ use crate::obs::stats::{Snapshot, Stats};
 use crate::serve::reply::{Frame, Plan, Reply};
 use crate::serve::routes;
 
+mod auth;
 mod file;
 mod pages;
 
@@ -35,6 +39,8 @@ pub struct Via<'a> {
     /// On an HTTPS connection, the server name its handshake asked for (SNI), if
     /// any; `None` on plain HTTP.
     pub tls: Option<Option<&'a str>>,
+    /// On an HTTPS connection, its TLS version (`TLSv1.3`), for the access log.
+    pub tls_version: Option<&'static str>,
 }
 
 /// What serving reads from the running server. The driver's shared state provides
@@ -69,6 +75,9 @@ pub struct Handler<C> {
     candidate: String,
     /// Scratch for the `[[headers]]` rules a path matches.
     matched: Vec<usize>,
+    /// The user basic authentication let in for this request, for the log (empty:
+    /// none).
+    user: String,
     access: Option<AccessLog>,
 }
 
@@ -82,6 +91,7 @@ impl<C: Context> Handler<C> {
             path: String::with_capacity(256),
             candidate: String::with_capacity(256),
             matched: Vec::with_capacity(8),
+            user: String::new(),
             access,
         }
     }
@@ -103,12 +113,21 @@ impl<C: Context> Handler<C> {
         // One load per request: the sites stay the same until the plan is made, even
         // if a reload swaps in new ones meanwhile.
         let sites = self.ctx.sites().load();
-        let site = sites.pick(request_host(h));
+        let host = request_host(h);
+        let site = sites.pick(host);
+        let timed = site.log_format == LogFormat::Json
+            && self
+                .access
+                .as_ref()
+                .is_some_and(|a| a.wants(&site.access_log));
+        let begun = timed.then(std::time::Instant::now);
+        self.user.clear();
         let plan = match self.tls_policy(site, via, h) {
             Some(plan) => plan,
             None => self.route(site, via.peer, h),
         };
-        self.record(via.peer, Some(h), &plan);
+        let request = Some((h, host, begun.map(|t| t.elapsed())));
+        self.record(site, via, request, &plan);
         plan
     }
 
@@ -123,8 +142,14 @@ impl<C: Context> Handler<C> {
         let sites = self.ctx.sites().load();
         // Before a request exists, no error page: the built-in one, with no file work
         // for a connection that is closing anyway.
-        let plan = self.error_body(sites.default_site(), why.status(), frame, None, None);
-        self.record(peer, None, &plan);
+        let site = sites.default_site();
+        let plan = self.error_body(site, why.status(), frame, None, None);
+        let via = Via {
+            peer,
+            tls: None,
+            tls_version: None,
+        };
+        self.record(site, &via, None, &plan);
         unread(plan, why)
     }
 
@@ -139,18 +164,35 @@ impl<C: Context> Handler<C> {
         unread(plan, why)
     }
 
-    fn record(&mut self, peer: &SocketAddr, h: Option<&Head<'_>>, plan: &Plan) {
+    /// Counts the response and logs it where the site's lines go. `request` is the
+    /// parsed request, the host it named and how long planning took (if measured).
+    fn record(
+        &mut self,
+        site: &Site,
+        via: &Via<'_>,
+        request: Option<(&Head<'_>, Option<&str>, Option<Duration>)>,
+        plan: &Plan,
+    ) {
         let code = plan.status.code();
         self.ctx.stats().response(code);
         if let Some(access) = &mut self.access {
-            access.record(&logging::Entry {
-                peer,
-                request: h.map(|h| (h.method_str, h.target, h.minor)),
-                status: code,
-                bytes: plan.body_len(),
-                referer: h.and_then(|h| h.referer),
-                user_agent: h.and_then(|h| h.user_agent),
-            });
+            let h = request.map(|r| r.0);
+            access.record(
+                &site.access_log,
+                site.log_format,
+                &logging::Entry {
+                    peer: via.peer,
+                    request: h.map(|h| (h.method_str, h.target, h.minor)),
+                    status: code,
+                    bytes: plan.body_len(),
+                    referer: h.and_then(|h| h.referer),
+                    user_agent: h.and_then(|h| h.user_agent),
+                    host: request.and_then(|r| r.1),
+                    user: (!self.user.is_empty()).then_some(self.user.as_str()),
+                    request_time: request.and_then(|r| r.2),
+                    tls: via.tls_version,
+                },
+            );
         }
     }
 
@@ -212,11 +254,64 @@ impl<C: Context> Handler<C> {
                 return self.stats(site, peer, h, Some("format=prometheus"), frame);
             }
         }
+        let site = if site.redirects.is_empty() && !site.has_locations() {
+            site
+        } else {
+            match self.routed(site, h, path, query, frame) {
+                Ok(site) => site,
+                Err(plan) => return plan,
+            }
+        };
         match h.method {
             Method::Options => self.options(site, h, frame),
             Method::Other => self.error(site, Status::MethodNotAllowed, frame, None),
-            Method::Get | Method::Head => self.file(site, h, path, query, frame),
+            Method::Get | Method::Head => {
+                if let Some(auth) = &site.auth {
+                    if let Some(refused) = self.authorize(site, auth, h, frame) {
+                        return refused;
+                    }
+                }
+                self.file(site, h, path, query, frame)
+            }
         }
+    }
+
+    /// For a site with redirects or locations: the first `[[redirect]]` matching
+    /// the normalised path answers (`Err`), else the location whose prefix is the
+    /// longest (or the site) answers the request.
+    fn routed<'s>(
+        &mut self,
+        site: &'s Site,
+        h: &Head<'_>,
+        path: &str,
+        query: Option<&str>,
+        frame: Frame,
+    ) -> Result<&'s Site, Plan> {
+        if let Err(status) = files::normalize(path, &mut self.scratch, &mut self.path) {
+            let frame = Frame {
+                close: true,
+                ..frame
+            };
+            return Err(self.error(site, status, frame, None));
+        }
+        if !site.redirects.is_empty() {
+            self.candidate.clear();
+            self.candidate.push('/');
+            self.candidate.push_str(&self.path);
+            // `$host`: an absolute-form authority is held to Host's grammar too (no
+            // userinfo or path that would turn the target into another site).
+            let host = request_host(h)
+                .filter(|a| crate::http::grammar::host_ok(a.as_bytes()))
+                .map_or("", host_without_port);
+            let mut location = Vec::new();
+            for r in &site.redirects {
+                if r.target(&self.candidate, host, query, &mut location) {
+                    let extra = Some((&b"Location"[..], &location[..]));
+                    return Err(self.error(site, r.status, frame, extra));
+                }
+            }
+        }
+        Ok(site.locate(&self.path))
     }
 
     /// A generated response (health, stats, listings): never cached.

@@ -48,7 +48,7 @@ impl<C: Context> Handler<C> {
             }
             Some(sni) => {
                 let tls = self.ctx.tls()?;
-                let host = crate::config::site::host_name(request_host(h)?);
+                let host = crate::config::sites::host_name(request_host(h)?);
                 if !tls.resolver.store().misdirected(sni, host) {
                     return None;
                 }
