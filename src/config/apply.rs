@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use crate::config::keys::{Cors, Items, Level, LogFormat, OnOff, ProcessKeys, SiteKeys, Size};
+use crate::config::keys::{
+    AcceptSpread, Cors, Items, Level, LogFormat, OnOff, ProcessKeys, SiteKeys, Size,
+};
 use crate::config::settings::ConfigError;
 use crate::config::table::Doc;
 use crate::config::Config;
@@ -36,6 +38,10 @@ pub fn process(
     if let Some(t) = k.threads.as_ref().filter(|t| *t.get_ref() == 0) {
         return Err(doc.at(doc.line(t.span().start), "threads", "must be at least 1"));
     }
+    if let Some(t) = k.defer_accept.as_ref().filter(|t| *t.get_ref() > 3600) {
+        let line = doc.line(t.span().start);
+        return Err(doc.at(line, "defer-accept", "expected 0 to 3600 seconds"));
+    }
     #[rustfmt::skip]
     fill!(cfg, k, on_cli;
         port "port" port => |v: &u16| *v,
@@ -62,7 +68,8 @@ pub fn process(
         stats_allow "stats-allow" stats_allow => |v: &Items<String>| v.0.clone(),
         health_path "health-path" health_path => String::clone,
         reuseport "reuseport" reuseport => |v: &bool| *v,
-        accept_reuseport "accept-reuseport" accept_reuseport => |v: &bool| *v,
+        accept_spread "accept-spread" accept_spread => |v: &AcceptSpread| *v,
+        defer_accept "defer-accept" defer_accept => |v: &u32| *v,
         defer_write "defer-write" defer_write => |v: &bool| *v,
         compress_cache "compress-cache" compress_cache => |v: &Size| v.0,
         tls_port "tls-port" tls_port => |v: &u16| *v,
@@ -141,7 +148,7 @@ pub fn process_changes(a: &Config, b: &Config) -> Vec<&'static str> {
         close_log "close-log", log_async "log-async", access_log "access-log",
         pid_file "pid-file", stats_path "stats-path", metrics_path "metrics-path",
         stats_allow "stats-allow", health_path "health-path", reuseport "reuseport",
-        accept_reuseport "accept-reuseport", defer_write "defer-write",
+        accept_spread "accept-spread", defer_accept "defer-accept", defer_write "defer-write",
         compress_cache "compress-cache", tls_port "tls-port",
         redirect_https "redirect-https",
     );

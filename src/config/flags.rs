@@ -380,7 +380,8 @@ pub fn size(s: &str) -> Result<u64, String> {
 }
 
 /// How several reactors share the connections to one address (`--accept-spread`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AcceptSpread {
     /// A `SO_REUSEPORT` socket per reactor: the kernel hashes each connection to
     /// one of them, whether that reactor is busy or not.

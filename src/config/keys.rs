@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use crate::config::access_log::LogFormat;
+pub use crate::config::flags::AcceptSpread;
 
 /// An optional key with its place in the file.
 pub type Key<T> = Option<Spanned<T>>;
@@ -47,7 +48,8 @@ pub struct ProcessKeys {
     pub stats_allow: Key<Items<String>>,
     pub health_path: Key<String>,
     pub reuseport: Key<bool>,
-    pub accept_reuseport: Key<bool>,
+    pub accept_spread: Key<AcceptSpread>,
+    pub defer_accept: Key<u32>,
     pub defer_write: Key<bool>,
     pub compress_cache: Key<Size>,
     pub tls_port: Key<u16>,
@@ -150,7 +152,8 @@ pub const PROCESS_KEYS: &[&str] = &[
     "stats-allow",
     "health-path",
     "reuseport",
-    "accept-reuseport",
+    "accept-spread",
+    "defer-accept",
     "defer-write",
     "compress-cache",
     "tls-port",
