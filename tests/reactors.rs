@@ -180,6 +180,34 @@ fn a_graceful_stop_ends_every_reactor() {
     }
 }
 
+/// Connections the kernel completed and queued on the reactors' own sockets when
+/// the stop begins are accepted and answered, not reset by the sockets' close.
+#[test]
+fn a_graceful_stop_answers_the_connections_already_queued() {
+    let mut srv = TestServer::start(&["--reactors", "3", "--grace", "5"]);
+    assert_eq!(srv.get("/hello.txt").status, 200);
+    let pid = srv.child.id();
+    // Frozen, the server accepts nothing: the connections wait in the queues.
+    send_signal(pid, "STOP");
+    let mut queued: Vec<std::net::TcpStream> = (0..24)
+        .map(|_| {
+            let mut s = srv.connect();
+            s.write_all(b"GET /hello.txt HTTP/1.0\r\n\r\n").unwrap();
+            s
+        })
+        .collect();
+    send_signal(pid, "TERM");
+    send_signal(pid, "CONT");
+    for s in &mut queued {
+        let (bytes, closed) = read_until_close(s);
+        assert!(closed);
+        let r = parse_all(&bytes, &[false]);
+        assert_eq!(r.first().map(|r| r.status), Some(200), "{bytes:?}");
+    }
+    let status = wait_exit(&mut srv.child, Duration::from_secs(15)).expect("exited");
+    assert!(status.success(), "{status:?}");
+}
+
 #[test]
 fn sighup_reopens_logs_with_several_reactors() {
     let srv = TestServer::start(&["--reactors", "2"]);
