@@ -2,7 +2,7 @@
 //! behind the statistics page (`stats`), and the same in Prometheus's format
 //! (`prometheus`).
 //!
-//! May import: `config`, `http`, `sys`, `clock`, `format`.
+//! May import: `config`, `http`, `sys`, `clock`, `format`, `throttle`.
 
 pub mod logging;
 pub mod prometheus;
