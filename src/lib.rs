@@ -19,6 +19,7 @@ pub mod http;
 pub mod obs;
 pub mod serve;
 pub mod sys;
+pub mod throttle;
 
 pub use config::Config;
 pub use driver::server::{Server, StartError, Stopper};

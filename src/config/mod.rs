@@ -6,7 +6,7 @@
 //! their `redirect` rules), the SIGHUP `reload` that builds new sites from the
 //! file, and the HTTPS certificates (`tls`).
 //!
-//! May import: `files`, `http`, `sys`, `clock`, `format`.
+//! May import: `files`, `http`, `sys`, `clock`, `format`, `throttle`.
 
 pub mod access_log;
 pub mod apply;

@@ -8,7 +8,7 @@
 //! `shared`, `slots` and `timer` hold what reactors and workers share; `upgrade`
 //! hands the listening sockets to a new process on SIGUSR2.
 //!
-//! May import: `serve`, `obs`, `config`, `files`, `http`, `sys`, `clock`, `format`.
+//! May import: `serve`, `obs`, `config`, `files`, `http`, `sys`, `clock`, `format`, `throttle`.
 //! Nothing else imports the driver but `lib.rs`.
 
 pub mod conn;

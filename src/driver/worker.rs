@@ -19,11 +19,12 @@ use crate::driver::transport::WriteStatus;
 use crate::http::chunked::Decoder;
 use crate::http::error::Refusal;
 use crate::http::request::{self, BodyKind, Parsed};
-use crate::obs::logging::{AccessLog, Throttle};
+use crate::obs::logging::AccessLog;
 use crate::obs::stats::Gauge;
 use crate::serve::handler::{Handler, Via};
 use crate::serve::reply::Plan;
 use crate::sys;
+use crate::throttle::Throttle;
 
 /// Lines a second about refused requests; the rest are counted, not written.
 static REFUSALS: Throttle = Throttle::new(20);

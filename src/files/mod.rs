@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use crate::clock;
 use crate::http::Status;
-use crate::obs::logging::Throttle;
 use crate::sys::{self, FileStat};
+use crate::throttle::Throttle;
 
 use cache::Cache;
 use entry::sibling_identity;

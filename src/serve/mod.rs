@@ -5,7 +5,7 @@
 //! the driver hands it a request and the running server's [`handler::Context`], and
 //! sends what it plans.
 //!
-//! May import: `obs`, `config`, `files`, `http`, `sys`, `clock`, `format`.
+//! May import: `obs`, `config`, `files`, `http`, `sys`, `clock`, `format`, `throttle`.
 
 pub mod handler;
 pub mod multipart;

@@ -115,6 +115,20 @@ fn bound(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> {
     ))?;
     // SAFETY: `fd` was just returned by the kernel and is owned by nobody else.
     let listener = unsafe { TcpListener::from_raw_fd(fd) };
+    set_listen_options(fd, addr.is_ipv6(), opts)?;
+    let (storage, len) = sockaddr_to(addr);
+    // SAFETY: `storage` holds an address of the family and length passed.
+    syscall!(bind(
+        fd,
+        &storage as *const _ as *const libc::sockaddr,
+        len as libc::socklen_t
+    ))?;
+    Ok(listener)
+}
+
+/// Sets the options of `opts` on a listening socket not yet bound (`ipv6`: of the
+/// IPv6 family).
+fn set_listen_options(fd: RawFd, ipv6: bool, opts: ListenOptions) -> io::Result<()> {
     setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     if opts.reuseport {
         setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
@@ -130,11 +144,17 @@ fn bound(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> {
         let secs = i32::try_from(opts.defer_accept).unwrap_or(i32::MAX);
         setsockopt_int(fd, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)?;
     }
-    if addr.is_ipv6() {
+    if ipv6 {
         // Set either way: the default comes from net.ipv6.bindv6only, which varies.
         let only = i32::from(opts.v6only);
         setsockopt_int(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, only)?;
     }
+    Ok(())
+}
+
+/// `addr` as the kernel takes it: a `sockaddr_in` or `sockaddr_in6` in a
+/// `sockaddr_storage`, and its length.
+fn sockaddr_to(addr: SocketAddr) -> (libc::sockaddr_storage, usize) {
     // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let len = match addr {
@@ -157,13 +177,7 @@ fn bound(addr: SocketAddr, opts: ListenOptions) -> io::Result<TcpListener> {
             mem::size_of::<libc::sockaddr_in6>()
         }
     };
-    // SAFETY: `storage` holds an address of the family and length passed.
-    syscall!(bind(
-        fd,
-        &storage as *const _ as *const libc::sockaddr,
-        len as libc::socklen_t
-    ))?;
-    Ok(listener)
+    (storage, len)
 }
 
 /// A duplicate of `fd` numbered 3 or above without close-on-exec, so a process this

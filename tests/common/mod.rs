@@ -274,6 +274,37 @@ pub fn parse_all(bytes: &[u8], heads: &[bool]) -> Vec<Response> {
     out
 }
 
+/// Sends `raw` on a new connection and returns every byte the server sends before
+/// it closes the connection.
+pub fn exchange(server: &TestServer, raw: &[u8]) -> Vec<u8> {
+    let mut s = server.connect();
+    s.write_all(raw).unwrap();
+    let (bytes, closed) = read_until_close(&mut s);
+    assert!(closed, "no close after {} bytes", bytes.len());
+    bytes
+}
+
+/// One request with `Connection: close`: the single response, and asserts that
+/// nothing follows it (no stray body bytes after a 304 or 204, say).
+pub fn one(server: &TestServer, raw: &str) -> Response {
+    let bytes = exchange(server, raw.as_bytes());
+    let rs = parse_all(&bytes, &[raw.starts_with("HEAD")]);
+    assert_eq!(
+        rs.len(),
+        1,
+        "expected exactly one response to {raw:?}, got {rs:#?}"
+    );
+    rs.into_iter().next().unwrap()
+}
+
+/// A GET of `path` with extra header lines (each ending in CRLF), closing after.
+pub fn get_with(server: &TestServer, path: &str, extra: &str) -> Response {
+    one(
+        server,
+        &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"),
+    )
+}
+
 /// Waits up to `limit` for a child to exit.
 pub fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let start = Instant::now();

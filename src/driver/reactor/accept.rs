@@ -10,8 +10,8 @@ use crate::clock;
 use crate::driver::conn::{Conn, Timeouts};
 use crate::driver::tls::Tls;
 use crate::driver::transport::{self, Transport};
-use crate::obs::logging::Throttle;
 use crate::sys::{self, EV_IN};
+use crate::throttle::Throttle;
 
 /// Connections accepted per wake-up before other events get a turn.
 const ACCEPT_BATCH: usize = 256;

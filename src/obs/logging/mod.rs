@@ -12,7 +12,6 @@ use simplelog::{
     ColorChoice, CombinedLogger, ConfigBuilder, SharedLogger, TermLogger, TerminalMode, WriteLogger,
 };
 
-use crate::clock;
 use crate::config::access_log::LogFile;
 use crate::config::Config;
 
@@ -71,50 +70,6 @@ impl Write for ServerSink {
             }
         }
         Ok(())
-    }
-}
-
-/// Lets through at most `per_second` lines a second and counts the rest, so a flood
-/// of bad requests cannot turn server.log into the bottleneck (or fill the disk).
-#[derive(Debug)]
-pub struct Throttle {
-    per_second: u64,
-    /// The current one-second window, as seconds on the shared clock.
-    window: AtomicU64,
-    passed: AtomicU64,
-    dropped: AtomicU64,
-}
-
-impl Throttle {
-    /// A throttle passing `per_second` lines a second.
-    pub const fn new(per_second: u64) -> Throttle {
-        Throttle {
-            per_second,
-            window: AtomicU64::new(0),
-            passed: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
-        }
-    }
-
-    /// Whether a line may be written now. On the first line of a new window, the
-    /// count of lines dropped in earlier windows is returned with it (and reset).
-    pub fn allow(&self) -> Option<u64> {
-        let now = clock::now_ms() / 1000 + 1;
-        let window = self.window.load(Ordering::Relaxed);
-        if window != now
-            && self
-                .window
-                .compare_exchange(window, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-        {
-            self.passed.store(0, Ordering::Relaxed);
-        }
-        if self.passed.fetch_add(1, Ordering::Relaxed) < self.per_second {
-            Some(self.dropped.swap(0, Ordering::Relaxed))
-        } else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            None
-        }
     }
 }
 
