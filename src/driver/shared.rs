@@ -198,6 +198,15 @@ impl Shared {
         self.open.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// Counts a connection of reactor `home` as gone, by whichever thread closed
+    /// it: the room under `--max-conns` and the reactor's gauge are given back at
+    /// once, not when the reactor next wakes to recycle the slot (which may be a
+    /// second later, and another reactor may be refusing connections meanwhile).
+    pub fn closed(&self, home: usize) {
+        self.leave();
+        self.link(home).active.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Open connections over all reactors.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)

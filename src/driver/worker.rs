@@ -84,6 +84,7 @@ impl Worker {
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.process(conn)));
         if served.is_err() {
             log::error!("worker panicked while serving a connection; it was closed");
+            self.shared.closed(home);
             self.shared.link(home).notify(Notice::Closed(token));
         }
     }
@@ -338,10 +339,10 @@ impl Worker {
     }
 
     fn close(&self, c: Box<Conn>) {
-        let link = self.shared.link(c.home());
-        let token = c.token();
+        let (home, token) = (c.home(), c.token());
         drop(c);
-        link.notify(Notice::Closed(token));
+        self.shared.closed(home);
+        self.shared.link(home).notify(Notice::Closed(token));
     }
 }
 

@@ -176,7 +176,7 @@ impl Reactor {
         let conn = Conn::new(transport, peer, token, self.id, timeouts, now, stats);
         let conn = Box::new(conn);
         self.active += 1;
-        self.link().active.store(self.active, Ordering::Relaxed);
+        self.link().active.fetch_add(1, Ordering::Relaxed);
         // Clients usually send the request with the handshake: try a read before the
         // first epoll registration.
         self.on_readable(conn, 0);

@@ -284,13 +284,11 @@ impl Reactor {
         }
     }
 
-    /// Frees a slot whose connection is gone.
+    /// Frees a slot whose connection is gone (and already counted as closed).
     fn release(&mut self, token: Token) {
         self.link().slots.retire(token);
         self.free.push(token.index());
         self.active -= 1;
-        self.link().active.store(self.active, Ordering::Relaxed);
-        self.shared.leave();
         if self.accept_paused_until.is_some() && self.grace_deadline.is_none() {
             self.resume_accept();
         }
@@ -300,6 +298,7 @@ impl Reactor {
     fn close(&mut self, c: Box<Conn>) {
         let token = c.token();
         drop(c);
+        self.shared.closed(self.id);
         self.release(token);
     }
 
