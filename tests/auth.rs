@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -36,12 +36,10 @@ fn eventually(what: &str, cond: impl FnMut() -> bool) {
     );
 }
 
-#[test]
-fn each_hash_type_lets_its_user_in_and_anything_else_gets_401() {
-    if !require_tool("htpasswd") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
+/// Writes `dir`/users: a comment, then one user per hash type, bea (bcrypt
+/// $2y$), ann ($2a$), bob ($2b$), amy (apr1 MD5) and sam (SHA-1), with the
+/// passwords b-pass, a-pass, bb-pass, m-pass and s-pass; returns its path.
+fn users_of_every_hash_type(dir: &Path) -> PathBuf {
     let bcrypt = htpasswd("B", "bea", "b-pass");
     // $2a$ and $2b$ hash as $2y$ does for such passwords.
     let (b2a, b2b) = (
@@ -53,8 +51,18 @@ fn each_hash_type_lets_its_user_in_and_anything_else_gets_401() {
         htpasswd("m", "amy", "m-pass"),
         htpasswd("s", "sam", "s-pass")
     );
-    let file = dir.path().join("users");
+    let file = dir.join("users");
     std::fs::write(&file, users).unwrap();
+    file
+}
+
+#[test]
+fn each_hash_type_lets_its_user_in_and_anything_else_gets_401() {
+    if !require_tool("htpasswd") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = users_of_every_hash_type(dir.path());
     let srv = TestServer::start(&[
         "--auth-basic",
         "Staff only",

@@ -17,6 +17,34 @@ use std::time::{Duration, Instant};
 // resource exhaustion
 // ---------------------------------------------------------------------------
 
+/// GETs /hello.txt until it is served (each refusal a 503), within `limit`
+/// of closing 10 of the held connections.
+fn get_served_once_room_is_freed(server: &TestServer, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let r = server.get("/hello.txt");
+        if r.status == 200 {
+            assert_eq!(r.body, b"hello world\n");
+            break;
+        }
+        assert_eq!(r.status, 503);
+        assert!(
+            Instant::now() < deadline,
+            "no room after closing 10 connections"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A new keep-alive connection whose GET /style.css was served, or None.
+fn served_keep_alive_connection(server: &TestServer) -> Option<TcpStream> {
+    let mut e = server.connect();
+    e.write_all(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let served = read_response(&mut e, true).is_ok_and(|r| r.body == b"body{}\n");
+    served.then_some(e)
+}
+
 #[test]
 fn max_conns_answers_503_and_recovers() {
     // Silent connections must reach the server at once to hold their slots.
@@ -41,20 +69,7 @@ fn max_conns_answers_503_and_recovers() {
 
     // Closing some frees room for new clients.
     idle.truncate(40);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let r = server.get("/hello.txt");
-        if r.status == 200 {
-            assert_eq!(r.body, b"hello world\n");
-            break;
-        }
-        assert_eq!(r.status, 503);
-        assert!(
-            Instant::now() < deadline,
-            "no room after closing 10 connections"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    get_served_once_room_is_freed(&server, Duration::from_secs(5));
     // Ten can be opened again, and an eleventh is refused. Accepts come in
     // arrival order, so the nine are in before the GET that follows them; the GET
     // waits only for the server to let go of the probes above.
@@ -67,14 +82,8 @@ fn max_conns_answers_503_and_recovers() {
     let mut extra = None;
     assert!(
         wait_until(Duration::from_secs(5), || {
-            let mut e = server.connect();
-            e.write_all(b"GET /style.css HTTP/1.1\r\nHost: t\r\n\r\n")
-                .unwrap();
-            let served = read_response(&mut e, true).is_ok_and(|r| r.body == b"body{}\n");
-            if served {
-                extra = Some(e);
-            }
-            served
+            extra = served_keep_alive_connection(&server);
+            extra.is_some()
         }),
         "no room for a 50th held connection"
     );
@@ -161,6 +170,27 @@ fn nofile_soft() -> usize {
         .unwrap_or(1024)
 }
 
+/// Fifty GETs, each on a new connection, each served; returns the slowest.
+fn fifty_gets_on_new_connections(addr: std::net::SocketAddr) -> Duration {
+    let mut worst = Duration::ZERO;
+    for i in 0..50 {
+        let t = Instant::now();
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let p = if i % 2 == 0 {
+            "/hello.txt"
+        } else {
+            "/style.css"
+        };
+        s.write_all(format!("GET {p} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
+            .unwrap();
+        let r = read_response(&mut s, true).unwrap();
+        assert_eq!(r.status, 200);
+        worst = worst.max(t.elapsed());
+    }
+    worst
+}
+
 #[test]
 fn thousands_of_idle_connections_plus_load() {
     // 10,000 idle connections is too heavy for `cargo test` on a small machine; 2,000
@@ -180,28 +210,7 @@ fn thousands_of_idle_connections_plus_load() {
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let addr = server.addr;
-            thread::spawn(move || {
-                let mut worst = Duration::ZERO;
-                for i in 0..50 {
-                    let t = Instant::now();
-                    let mut s = TcpStream::connect(addr).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                    let p = if i % 2 == 0 {
-                        "/hello.txt"
-                    } else {
-                        "/style.css"
-                    };
-                    s.write_all(
-                        format!("GET {p} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-                            .as_bytes(),
-                    )
-                    .unwrap();
-                    let r = read_response(&mut s, true).unwrap();
-                    assert_eq!(r.status, 200);
-                    worst = worst.max(t.elapsed());
-                }
-                worst
-            })
+            thread::spawn(move || fifty_gets_on_new_connections(addr))
         })
         .collect();
     for h in handles {

@@ -19,6 +19,36 @@ use std::time::{Duration, Instant};
 // slow clients
 // ---------------------------------------------------------------------------
 
+/// Sends a request head one byte every 300 ms (for at most 8 s) until the
+/// server closes, then sets `done`; returns how long the connection lasted
+/// and what the server sent.
+fn slowloris(addr: std::net::SocketAddr, done: &AtomicBool) -> (Duration, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let start = Instant::now();
+    s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut r = s.try_clone().unwrap();
+    r.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let _ = s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+    let mut buf = [0u8; 512];
+    let mut answered = Vec::new();
+    // One header byte every 300 ms; the read timeout paces the loop.
+    while start.elapsed() < Duration::from_secs(8) {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answered.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(_) => {}
+        }
+        if s.write_all(b"a").is_err() {
+            break;
+        }
+    }
+    let took = start.elapsed();
+    done.store(true, Ordering::SeqCst);
+    (took, answered)
+}
+
 #[test]
 fn slowloris_is_cut_off_while_others_are_served() {
     let server = TestServer::start(&["--header-timeout", "2", "--timeout", "3"]);
@@ -27,32 +57,7 @@ fn slowloris_is_cut_off_while_others_are_served() {
     for _ in 0..3 {
         let addr = server.addr;
         let done = done.clone();
-        lorises.push(thread::spawn(move || {
-            let mut s = TcpStream::connect(addr).unwrap();
-            let start = Instant::now();
-            s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
-            let mut r = s.try_clone().unwrap();
-            r.set_read_timeout(Some(Duration::from_millis(300)))
-                .unwrap();
-            let _ = s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nX-Slow: ");
-            let mut buf = [0u8; 512];
-            let mut answered = Vec::new();
-            // One header byte every 300 ms; the read timeout paces the loop.
-            while start.elapsed() < Duration::from_secs(8) {
-                match r.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => answered.extend_from_slice(&buf[..n]),
-                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-                    Err(_) => {}
-                }
-                if s.write_all(b"a").is_err() {
-                    break;
-                }
-            }
-            let took = start.elapsed();
-            done.store(true, Ordering::SeqCst);
-            (took, answered)
-        }));
+        lorises.push(thread::spawn(move || slowloris(addr, &done)));
     }
     // Meanwhile normal clients are served promptly.
     let start = Instant::now();
@@ -146,32 +151,26 @@ fn a_trickled_body_is_cut_off() {
     server.assert_alive();
 }
 
+/// Connects, sends `bytes` and waits (at most 8 s) for the server to close;
+/// returns how long that took from the send, what it sent, and whether it closed.
+fn send_then_wait_for_close(addr: std::net::SocketAddr, bytes: &[u8]) -> (Duration, Vec<u8>, bool) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(bytes).unwrap();
+    let t = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let (got, closed) = read_until_close(&mut s);
+    (t.elapsed(), got, closed)
+}
+
 #[test]
 fn idle_connections_time_out() {
     let server = TestServer::start(&["--header-timeout", "2", "--timeout", "3"]);
     // Half a request head: cut off by --header-timeout, like the silent client.
-    let half = thread::spawn({
-        let addr = server.addr;
-        move || {
-            let mut s = TcpStream::connect(addr).unwrap();
-            s.write_all(b"GET /hello.txt HTTP/1.1\r\n").unwrap();
-            let t = Instant::now();
-            s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
-            let (_, closed) = read_until_close(&mut s);
-            (t.elapsed(), closed)
-        }
-    });
+    let addr = server.addr;
+    let half =
+        thread::spawn(move || send_then_wait_for_close(addr, b"GET /hello.txt HTTP/1.1\r\n"));
     // Connects and says nothing.
-    let silent = thread::spawn({
-        let addr = server.addr;
-        move || {
-            let mut s = TcpStream::connect(addr).unwrap();
-            let t = Instant::now();
-            s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
-            let (bytes, closed) = read_until_close(&mut s);
-            (t.elapsed(), bytes, closed)
-        }
-    });
+    let silent = thread::spawn(move || send_then_wait_for_close(addr, b""));
     // Keep-alive connection idle after one response.
     // A second request well inside the idle time is served: idle, not age, counts.
     let mut s = server.connect();
@@ -196,7 +195,7 @@ fn idle_connections_time_out() {
         "keep-alive idle closed after {idle:?}"
     );
 
-    let (took, closed) = half.join().unwrap();
+    let (took, _, closed) = half.join().unwrap();
     assert!(closed, "a half-sent head was never cut off");
     assert!(
         took >= Duration::from_millis(1500) && took <= Duration::from_millis(4500),

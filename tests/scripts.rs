@@ -439,12 +439,60 @@ fn pattern(i: usize) -> u8 {
     (i % 251) as u8 ^ (i >> 20) as u8
 }
 
+const BIG_SIZE: usize = 64 << 20;
+const BIG_CHUNK: usize = 1 << 20;
+
+/// Reads a response head up to its blank line and returns it.
+fn read_response_head(r: &mut BufReader<TcpStream>) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("read head");
+        assert!(!line.is_empty(), "EOF in response head: {head}");
+        if line == "\r\n" {
+            return head;
+        }
+        head.push_str(&line);
+    }
+}
+
+/// Reads up to one chunk of the big file's body into `buf`, checks every
+/// byte against `pattern`, advances `got` and returns how many were read.
+fn read_big_chunk(r: &mut BufReader<TcpStream>, buf: &mut [u8], got: &mut usize) -> usize {
+    let want = BIG_CHUNK.min(BIG_SIZE - *got);
+    let mut n = 0;
+    while n < want {
+        let k = r.read(&mut buf[n..want]).expect("read body");
+        if k == 0 {
+            break;
+        }
+        n += k;
+    }
+    for (j, b) in buf[..n].iter().enumerate() {
+        assert_eq!(*b, pattern(*got + j), "wrong byte at offset {}", *got + j);
+    }
+    *got += n;
+    n
+}
+
+/// Runs stop.sh for `site` on a thread of its own.
+fn spawn_stop(site: &Site) -> thread::JoinHandle<Run> {
+    let stop_args = site.pid_args();
+    let home = site.dir.path().to_path_buf();
+    thread::spawn(move || {
+        let mut cmd = Command::new(script("stop.sh"));
+        cmd.args(&stop_args)
+            .env("HEARTH_BIN", BIN)
+            .env("HEARTH_HOME", home)
+            .stdin(Stdio::null());
+        run_bounded(cmd, SCRIPT_TIMEOUT)
+    })
+}
+
 #[test]
 fn stop_lets_a_slow_download_finish_then_refuses_connections() {
-    const SIZE: usize = 64 << 20;
-    const CHUNK: usize = 1 << 20;
     let site = Site::new();
-    let big: Vec<u8> = (0..SIZE).map(pattern).collect();
+    let big: Vec<u8> = (0..BIG_SIZE).map(pattern).collect();
     fs::write(site.root.join("big.bin"), &big).unwrap();
     drop(big);
     site.start(20);
@@ -454,68 +502,33 @@ fn stop_lets_a_slow_download_finish_then_refuses_connections() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let mut r = BufReader::with_capacity(CHUNK, s);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        r.read_line(&mut line).expect("read head");
-        assert!(!line.is_empty(), "EOF in response head: {head}");
-        if line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
+    let mut r = BufReader::with_capacity(BIG_CHUNK, s);
+    let head = read_response_head(&mut r);
     assert!(
         head.starts_with("HTTP/1.") && head[8..].starts_with(" 200"),
         "{head}"
     );
     assert!(
         head.to_ascii_lowercase()
-            .contains(&format!("content-length: {SIZE}")),
+            .contains(&format!("content-length: {BIG_SIZE}")),
         "{head}"
     );
 
     // Read the first MiB, then ask the server to stop while the rest is in
     // flight (far more than the socket buffers hold).
     let mut got = 0usize;
-    let mut buf = vec![0u8; CHUNK];
-    let mut read_chunk = |r: &mut BufReader<TcpStream>, got: &mut usize| -> usize {
-        let want = CHUNK.min(SIZE - *got);
-        let mut n = 0;
-        while n < want {
-            let k = r.read(&mut buf[n..want]).expect("read body");
-            if k == 0 {
-                break;
-            }
-            n += k;
-        }
-        for (j, b) in buf[..n].iter().enumerate() {
-            assert_eq!(*b, pattern(*got + j), "wrong byte at offset {}", *got + j);
-        }
-        *got += n;
-        n
-    };
-    read_chunk(&mut r, &mut got);
-
-    let stop_args = site.pid_args();
-    let home = site.dir.path().to_path_buf();
-    let stopper = thread::spawn(move || {
-        let mut cmd = Command::new(script("stop.sh"));
-        cmd.args(&stop_args)
-            .env("HEARTH_BIN", BIN)
-            .env("HEARTH_HOME", home)
-            .stdin(Stdio::null());
-        run_bounded(cmd, SCRIPT_TIMEOUT)
-    });
+    let mut buf = vec![0u8; BIG_CHUNK];
+    read_big_chunk(&mut r, &mut buf, &mut got);
+    let stopper = spawn_stop(&site);
     // Give the SIGTERM time to land before reading on.
     thread::sleep(Duration::from_millis(300));
 
     let mut checked_midway = false;
-    while got < SIZE {
-        if read_chunk(&mut r, &mut got) == 0 {
+    while got < BIG_SIZE {
+        if read_big_chunk(&mut r, &mut buf, &mut got) == 0 {
             break;
         }
-        if !checked_midway && got >= SIZE / 2 {
+        if !checked_midway && got >= BIG_SIZE / 2 {
             // Half the body is still unsent: the server must be alive and
             // stop.sh still waiting for it.
             assert!(alive(pid), "server exited with the download half done");
@@ -527,15 +540,19 @@ fn stop_lets_a_slow_download_finish_then_refuses_connections() {
         }
         thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(got, SIZE, "download cut short after SIGTERM");
+    assert_eq!(got, BIG_SIZE, "download cut short after SIGTERM");
     let mut rest = [0u8; 16];
     assert_eq!(
         r.read(&mut rest).unwrap_or(0),
         0,
         "bytes past Content-Length"
     );
+    assert_stopped_cleanly(&site, pid, stopper.join().unwrap());
+}
 
-    let stop = stopper.join().unwrap();
+/// stop.sh succeeded without SIGKILL, the server is gone, refuses new
+/// connections, and its pid file is removed.
+fn assert_stopped_cleanly(site: &Site, pid: u32, stop: Run) {
     assert!(stop.status.success(), "{stop}");
     assert!(
         !stop.stderr.contains("SIGKILL"),

@@ -67,7 +67,7 @@ fn absolute_form_authority_follows_the_host_grammar() {
 }
 
 #[test]
-fn header_rules_never_duplicate_the_servers_headers() {
+fn header_rules_may_not_set_the_servers_own_headers() {
     let dir = tempfile::tempdir().unwrap();
     let root = index_site("x");
     let owned = [
@@ -115,7 +115,11 @@ fn header_rules_never_duplicate_the_servers_headers() {
         all.extend_from_slice(args);
         assert_eq!(run_hearth(&all).status.code(), Some(2), "{args:?}");
     }
+}
 
+#[test]
+fn header_rules_never_duplicate_the_servers_headers() {
+    let dir = tempfile::tempdir().unwrap();
     // A rule replaces a --header (and the built-in nosniff) of the same name; the
     // response carries one of each (read_response refuses duplicates).
     let text = "[[headers]]\npath = \"/*.txt\"\n\
@@ -143,8 +147,10 @@ fn header_rules_never_duplicate_the_servers_headers() {
     let r = srv.get("/index.html");
     assert_eq!(r.header("x-a"), Some("flag"));
     assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-    drop(srv);
+}
 
+#[test]
+fn cors_and_a_precompressed_sibling_send_one_vary() {
     // CORS for one origin and a precompressed sibling: one Vary naming both.
     let srv = TestServer::start(&["--cors", "https://a.example"]);
     std::fs::write(srv.path("hello.txt.gz"), b"gz").unwrap();
@@ -248,7 +254,27 @@ fn every_configuration_error_names_file_line_and_key() {
     let r = format!("root = {:?}\n", root.path());
     let a_file = dir.path().join("a-file");
     std::fs::write(&a_file, b"").unwrap();
-    let cases = [
+    for (text, want) in bad_configurations(&r, &a_file) {
+        let (code, err) = check(dir.path(), &text);
+        assert_eq!(code, Some(2), "{text}: {err}");
+        assert!(err.contains(&format!("hearth.toml{want}")), "{text}: {err}");
+    }
+    // The same pid-file and log-dir problems from the command line are refused too.
+    for args in [
+        &["--log-dir", a_file.to_str().unwrap()][..],
+        &["--pid-file", "/does/not/exist/hearth.pid"],
+    ] {
+        let mut all = vec!["--root", root.path().to_str().unwrap(), "--check"];
+        all.extend_from_slice(args);
+        let out = run_hearth(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+}
+
+/// Configurations (`r` sets a good root; `a_file` is a plain file) that
+/// --check must refuse, each with the `:line: key...` its error must name.
+fn bad_configurations(r: &str, a_file: &Path) -> Vec<(String, &'static str)> {
+    vec![
         (
             format!("{r}[[vhost]]\nhost = \"a.example\"\n[[vhost]]\nhost = \"A.example\"\n"),
             ":5: host: vhost \"a.example\" is given twice",
@@ -291,22 +317,7 @@ fn every_configuration_error_names_file_line_and_key() {
             format!("{r}[[vhost]]\nhost = \"a\\texample\"\n"),
             ":3: host:",
         ),
-    ];
-    for (text, want) in cases {
-        let (code, err) = check(dir.path(), &text);
-        assert_eq!(code, Some(2), "{text}: {err}");
-        assert!(err.contains(&format!("hearth.toml{want}")), "{text}: {err}");
-    }
-    // The same pid-file and log-dir problems from the command line are refused too.
-    for args in [
-        &["--log-dir", a_file.to_str().unwrap()][..],
-        &["--pid-file", "/does/not/exist/hearth.pid"],
-    ] {
-        let mut all = vec!["--root", root.path().to_str().unwrap(), "--check"];
-        all.extend_from_slice(args);
-        let out = run_hearth(&all);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-    }
+    ]
 }
 
 #[test]
@@ -506,6 +517,39 @@ fn check_time_grows_linearly_with_rules() {
     );
 }
 
+/// Gets /hello.txt on a new connection each time until `stop`, and returns
+/// the slowest request made while `measuring`, how many were served and how
+/// many failed.
+fn fresh_connection_client(
+    addr: std::net::SocketAddr,
+    stop: &std::sync::atomic::AtomicBool,
+    measuring: &std::sync::atomic::AtomicBool,
+) -> (Duration, u32, u32) {
+    use std::sync::atomic::Ordering;
+    let (mut worst, mut served, mut failed) = (Duration::ZERO, 0u32, 0u32);
+    while !stop.load(Ordering::Relaxed) {
+        let counted = measuring.load(Ordering::Relaxed);
+        let start = Instant::now();
+        // A new connection each time: accepting is what a reload on a
+        // reactor used to hold up.
+        let ok = std::net::TcpStream::connect(addr).is_ok_and(|mut s| {
+            let _ = s.set_read_timeout(Some(IO_TIMEOUT));
+            s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .is_ok()
+                && read_response(&mut s, true).is_ok_and(|r| r.status == 200)
+        });
+        if counted {
+            worst = worst.max(start.elapsed());
+        }
+        if ok {
+            served += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    (worst, served, failed)
+}
+
 #[test]
 fn a_reload_of_many_rules_delays_no_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -521,32 +565,7 @@ fn a_reload_of_many_rules_delays_no_request() {
     let clients: Vec<_> = (0..2)
         .map(|_| {
             let (addr, stop, measuring) = (srv.addr, stop.clone(), measuring.clone());
-            std::thread::spawn(move || {
-                let (mut worst, mut served, mut failed) = (Duration::ZERO, 0u32, 0u32);
-                while !stop.load(Ordering::Relaxed) {
-                    let counted = measuring.load(Ordering::Relaxed);
-                    let start = Instant::now();
-                    // A new connection each time: accepting is what a reload on a
-                    // reactor used to hold up.
-                    let ok = std::net::TcpStream::connect(addr).is_ok_and(|mut s| {
-                        let _ = s.set_read_timeout(Some(IO_TIMEOUT));
-                        s.write_all(
-                            b"GET /hello.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-                        )
-                        .is_ok()
-                            && read_response(&mut s, true).is_ok_and(|r| r.status == 200)
-                    });
-                    if counted {
-                        worst = worst.max(start.elapsed());
-                    }
-                    if ok {
-                        served += 1;
-                    } else {
-                        failed += 1;
-                    }
-                }
-                (worst, served, failed)
-            })
+            std::thread::spawn(move || fresh_connection_client(addr, &stop, &measuring))
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));

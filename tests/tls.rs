@@ -319,29 +319,7 @@ fn curl_gets_files_ranges_conditionals_and_keep_alive_over_https() {
     assert_eq!(out, " worl");
     let (_, out, _) = curl(&pki, &["-I", &srv.url("/hello.txt")]);
     assert!(out.contains("content-length: 12") || out.contains("Content-Length: 12"));
-    let (_, etag, _) = curl(
-        &pki,
-        &[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%header{etag}",
-            &srv.url("/hello.txt"),
-        ],
-    );
-    let (_, code, _) = curl(
-        &pki,
-        &[
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            &format!("If-None-Match: {etag}"),
-            &srv.url("/hello.txt"),
-        ],
-    );
-    assert_eq!(code, "304");
+    assert_etag_revalidates_to_304(&pki, &srv.url("/hello.txt"));
     let (_, out, _) = curl(&pki, &["-H", "Accept-Encoding: gzip", &srv.url("/app.js")]);
     assert_eq!(out, "gzipped bytes");
     let (_, code, _) = curl(
@@ -349,8 +327,31 @@ fn curl_gets_files_ranges_conditionals_and_keep_alive_over_https() {
         &["-o", "/dev/null", "-w", "%{http_code}", &srv.url("/nope")],
     );
     assert_eq!(code, "404");
-    // The statistics count HTTPS requests like any others.
-    let (_, stats, _) = curl(&pki, &[&srv.url("/_stats")]);
+    assert_stats_count_the_https_requests(&pki, &srv);
+}
+
+/// curl fetches `url`'s ETag, and a request with If-None-Match on it gets 304.
+fn assert_etag_revalidates_to_304(pki: &Pki, url: &str) {
+    let (_, etag, _) = curl(pki, &["-o", "/dev/null", "-w", "%header{etag}", url]);
+    let (_, code, _) = curl(
+        pki,
+        &[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("If-None-Match: {etag}"),
+            url,
+        ],
+    );
+    assert_eq!(code, "304");
+}
+
+/// The statistics (at /_stats) count HTTPS requests like any others: at least
+/// the eight TLS 1.3 handshakes made before, none of TLS 1.2, no failures.
+fn assert_stats_count_the_https_requests(pki: &Pki, srv: &Server) {
+    let (_, stats, _) = curl(pki, &[&srv.url("/_stats")]);
     assert!(stats.contains("Active connections"), "{stats}");
     assert!(
         stats.contains("tls_handshakes: tls1.2=0 tls1.3="),
@@ -359,7 +360,7 @@ fn curl_gets_files_ranges_conditionals_and_keep_alive_over_https() {
     assert!(!stats.contains("tls1.3=0\n"), "{stats}");
     assert!(stats.contains("tls_failures: 0"), "{stats}");
     // And the Prometheus exposition of the same page.
-    let (_, text, _) = curl(&pki, &[&srv.url("/_stats?format=prometheus")]);
+    let (_, text, _) = curl(pki, &[&srv.url("/_stats?format=prometheus")]);
     let sample = |name: &str| -> u64 {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
@@ -552,6 +553,16 @@ for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
     );
 }
 
+/// Sent `bytes` on the HTTPS port, the server answers a TLS alert record
+/// (content type 21) and closes.
+fn assert_alert_and_close(srv: &Server, bytes: &[u8]) {
+    let mut s = srv.tcp(srv.https);
+    s.write_all(bytes).unwrap();
+    let (got, closed) = read_until_close(&mut s);
+    assert_eq!(got.first(), Some(&0x15), "{got:?}");
+    assert!(closed);
+}
+
 #[test]
 fn plain_http_garbage_and_stalled_handshakes_end_cleanly() {
     let Some(pki) = Pki::new() else { return };
@@ -572,24 +583,11 @@ fn plain_http_garbage_and_stalled_handshakes_end_cleanly() {
     );
     assert!(closed);
     // Garbage: a TLS alert record (content type 21), then close.
-    let mut s = srv.tcp(srv.https);
-    s.write_all(&[0x01; 300]).unwrap();
-    let (bytes, closed) = read_until_close(&mut s);
-    assert_eq!(bytes.first(), Some(&0x15), "{bytes:?}");
-    assert!(closed);
+    assert_alert_and_close(&srv, &[0x01; 300]);
     // A handshake message longer than any allowed: alert and close.
-    let mut s = srv.tcp(srv.https);
-    s.write_all(b"\x16\x03\x01\x00\x05\x01\xff\xff\xffgarbage")
-        .unwrap();
-    let (bytes, closed) = read_until_close(&mut s);
-    assert_eq!(bytes.first(), Some(&0x15), "{bytes:?}");
-    assert!(closed);
+    assert_alert_and_close(&srv, b"\x16\x03\x01\x00\x05\x01\xff\xff\xffgarbage");
     // An oversized record header: alert and close.
-    let mut s = srv.tcp(srv.https);
-    s.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 0x01]).unwrap();
-    let (bytes, closed) = read_until_close(&mut s);
-    assert_eq!(bytes.first(), Some(&0x15), "{bytes:?}");
-    assert!(closed);
+    assert_alert_and_close(&srv, &[0x16, 0x03, 0x01, 0xff, 0xff, 0x01]);
     // A handshake that never finishes is closed by the header timeout.
     let mut s = srv.tcp(srv.https);
     s.write_all(&[0x16, 0x03, 0x01, 0x00, 0x80, 0x01]).unwrap();
@@ -824,13 +822,6 @@ fn check_loads_keys_of_every_format_and_refuses_mismatches() {
         out.contains("does not match") && out.contains(&arg(&key)),
         "{out}"
     );
-    // Unreadable or missing files: exit 2, naming the file.
-    let (code, out) = check(&["--tls-cert", "/nonexistent/c.pem", "--tls-key", &arg(&key)]);
-    assert_eq!(code, Some(2));
-    assert!(out.contains("/nonexistent/c.pem"), "{out}");
-    // One without the other.
-    let (code, _) = check(&["--tls-cert", &arg(&cert)]);
-    assert_eq!(code, Some(2));
     // A vhost whose key is not its certificate's: exit 2, naming the vhost's key.
     let tmp = tempfile::tempdir().unwrap();
     let config = vhost_config(&pki, tmp.path(), &other_cert, &key);
@@ -847,6 +838,26 @@ fn check_loads_keys_of_every_format_and_refuses_mismatches() {
         out.contains("does not match") && out.contains(&arg(&other_cert)),
         "{out}"
     );
+}
+
+#[test]
+fn check_refuses_missing_tls_files_and_a_cert_without_its_key() {
+    let Some(pki) = Pki::new() else { return };
+    let (cert, key) = pki.leaf("leaf", "localhost", 30);
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
+    // Unreadable or missing files: exit 2, naming the file.
+    let (code, out) = check(&["--tls-cert", "/nonexistent/c.pem", "--tls-key", &arg(&key)]);
+    assert_eq!(code, Some(2));
+    assert!(out.contains("/nonexistent/c.pem"), "{out}");
+    // One without the other.
+    let (code, _) = check(&["--tls-cert", &arg(&cert)]);
+    assert_eq!(code, Some(2));
+}
+
+#[test]
+fn check_warns_of_an_expiring_cert_and_a_key_others_can_read() {
+    let Some(pki) = Pki::new() else { return };
+    let arg = |p: &Path| p.to_str().unwrap().to_string();
     // Expiring soon, and a key others can read: warnings, still ok.
     let (soon, soon_key) = pki.leaf("soon", "localhost", 3);
     std::fs::set_permissions(
