@@ -136,17 +136,14 @@ impl Reactor {
         {
             log::info!("accepting connections again ({} open)", self.shared.open());
         }
+        // Closed connections were counted by whichever thread closed them.
         if !self.shared.admit() {
-            // Closed connections may not have been counted yet.
-            self.drain_notices();
-            if !self.shared.admit() {
-                if tls {
-                    // A plain 503 means nothing to a TLS client: close at once.
-                    self.shared.stats.response(503);
-                    return;
-                }
-                return self.refuse(stream);
+            if tls {
+                // A plain 503 means nothing to a TLS client: close at once.
+                self.shared.stats.response(503);
+                return;
             }
+            return self.refuse(stream);
         }
         // A TLS session is a few allocations, no crypto: the handshake runs in a worker.
         let transport = match (tls, &self.shared.tls) {

@@ -229,20 +229,33 @@ impl AccessLog {
     }
 }
 
+/// A per-thread cache of the current second, formatted.
+pub(super) type TimeCache<const N: usize> = std::cell::RefCell<(u64, [u8; N])>;
+
 thread_local! {
-    static CLF_TIME: std::cell::RefCell<(u64, [u8; 26])> = const { std::cell::RefCell::new((u64::MAX, [b' '; 26])) };
+    static CLF_TIME: TimeCache<26> = const { std::cell::RefCell::new((u64::MAX, [b' '; 26])) };
 }
 
-/// Appends the time as `23/Nov/2026:11:08:00 +0000`, formatted once a second per thread.
-fn push_clf_time(buf: &mut Vec<u8>) {
+/// Appends the current time as `make` formats it; `make` runs once a second per
+/// thread, whose result `cache` keeps.
+pub(super) fn push_time<const N: usize>(
+    cache: &'static std::thread::LocalKey<TimeCache<N>>,
+    make: fn(u64) -> [u8; N],
+    buf: &mut Vec<u8>,
+) {
     let secs = crate::format::unix_secs(std::time::SystemTime::now());
-    CLF_TIME.with(|c| {
+    cache.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != secs {
-            *c = (secs, clf_time(secs));
+            *c = (secs, make(secs));
         }
         buf.extend_from_slice(&c.1);
     });
+}
+
+/// Appends the time as `23/Nov/2026:11:08:00 +0000`.
+fn push_clf_time(buf: &mut Vec<u8>) {
+    push_time(&CLF_TIME, clf_time, buf);
 }
 
 /// Year, month (1-12), day, hour, minute and second of seconds since the epoch (UTC).

@@ -6,28 +6,26 @@
 //! "bytes":5,"request_time":0.000,"user":"bob","referer":null,"user_agent":"curl"}`
 //! (on one line), with `"tls":"TLSv1.3"` after `protocol` on HTTPS connections.
 
-use super::access::{civil, push_ip, Entry};
+use super::access::{civil, push_ip, push_time, Entry, TimeCache};
 use crate::format::push_u64;
 
 thread_local! {
-    static ISO_TIME: std::cell::RefCell<(u64, [u8; 20])> = const { std::cell::RefCell::new((u64::MAX, [b' '; 20])) };
+    static ISO_TIME: TimeCache<20> = const { std::cell::RefCell::new((u64::MAX, [b' '; 20])) };
+}
+
+/// `2026-11-23T11:08:00Z` for seconds since the epoch.
+fn iso_time(secs: u64) -> [u8; 20] {
+    let (y, mo, d, h, mi, s) = civil(secs);
+    let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
+    let mut out = [b' '; 20];
+    let n = text.len().min(20);
+    out[..n].copy_from_slice(&text.as_bytes()[..n]);
+    out
 }
 
 /// Appends the time as `2026-11-23T11:08:00Z`, formatted once a second per thread.
 fn push_iso_time(buf: &mut Vec<u8>) {
-    let secs = crate::format::unix_secs(std::time::SystemTime::now());
-    ISO_TIME.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.0 != secs {
-            let (y, mo, d, h, mi, s) = civil(secs);
-            let text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z");
-            let mut out = [b' '; 20];
-            let n = text.len().min(20);
-            out[..n].copy_from_slice(&text.as_bytes()[..n]);
-            *c = (secs, out);
-        }
-        buf.extend_from_slice(&c.1);
-    });
+    push_time(&ISO_TIME, iso_time, buf);
 }
 
 /// Appends `s` as a JSON string.
